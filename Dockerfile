@@ -1,0 +1,27 @@
+# mediaflow service image. Build deps are for better-sqlite3, which compiles when no prebuilt binary fits.
+FROM node:22-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+COPY bin ./bin
+COPY schema ./schema
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+
+FROM node:22-bookworm-slim
+# jemalloc: sharp's docs recommend it on glibc so a long-running process does not fragment memory.
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
+ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+    NODE_ENV=production \
+    MEDIAFLOW_DATA=/data
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY schema ./schema
+COPY package.json ./
+COPY pipelines ./pipelines
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["node", "bin/mediaflow.js"]
+CMD ["run", "--pipelines", "/app/pipelines", "--host", "0.0.0.0"]

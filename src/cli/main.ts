@@ -1,0 +1,83 @@
+import { Command, CommanderError, Option } from 'commander';
+import { MediaflowError, PipelineError } from '../errors.js';
+import { dlqCommand } from './dlq.js';
+import { processCommand } from './process.js';
+import { runCommand } from './run.js';
+import { statusCommand } from './status.js';
+import { schemaCommand, validateCommand } from './validate.js';
+
+const dataOption = () => new Option('--data <dir>', 'folder of the ledger').default('./.mediaflow').env('MEDIAFLOW_DATA');
+const pipelinesOption = () => new Option('--pipelines <paths...>', 'pipeline files or folders').default(['./pipelines']);
+
+/** Parses argv and runs one command; returns the exit code. */
+export async function runCli(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command('mediaflow')
+    .description('Turns uploads into processed media')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program.command('run')
+    .description('run the service: every source, the queue, the HTTP endpoint')
+    .addOption(pipelinesOption())
+    .addOption(dataOption())
+    .option('--concurrency <n>', 'jobs at once over all pipelines (default: CPU count)', (v) => positiveInt('--concurrency', v))
+    .option('--high-water-mark <n>', 'sources wait while this many jobs are queued', (v) => positiveInt('--high-water-mark', v))
+    .addOption(new Option('--port <n>', 'HTTP port (0: any free port, logged); see docs/HTTP.md').default(8080).env('MEDIAFLOW_PORT').argParser(port))
+    .addOption(new Option('--host <address>', 'HTTP address to bind; other than loopback only with MEDIAFLOW_TOKEN').default('127.0.0.1').env('MEDIAFLOW_HOST'))
+    .action(async (o) => { code = await runCommand(o); });
+
+  program.command('validate')
+    .description('check pipeline files; exit 1 with every problem otherwise')
+    .argument('[paths...]', 'pipeline files or folders', ['./pipelines'])
+    .action((paths: string[]) => { code = validateCommand(paths); });
+
+  program.command('process')
+    .description('process one file once, in the foreground')
+    .argument('<file>', 'the input file')
+    .requiredOption('--pipeline <name>', 'pipeline to run')
+    .addOption(pipelinesOption())
+    .addOption(dataOption())
+    .action(async (file: string, o) => { code = await processCommand(file, o); });
+
+  program.command('status')
+    .description('jobs by state, backlog, recent failures')
+    .option('--json', 'print one JSON object')
+    .addOption(dataOption())
+    .action((o) => { code = statusCommand(o); });
+
+  program.command('dlq')
+    .description('inspect and replay dead letters')
+    .argument('<action>', 'list | retry')
+    .argument('[id]', 'job id to retry')
+    .option('--all', 'retry every dead letter')
+    .option('--json', 'print JSON (list)')
+    .addOption(dataOption())
+    .action((action: string, id: string | undefined, o) => { code = dlqCommand(action, id, o); });
+
+  program.command('schema', { hidden: true })
+    .description('print the pipeline JSON Schema')
+    .action(() => { code = schemaCommand(); });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof PipelineError) { console.error(err.message); return 1; }
+    if (err instanceof MediaflowError) { console.error(`mediaflow: ${err.message}`); return 1; }
+    throw err;
+  }
+  return code;
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new MediaflowError('E_CONFIG', `Expected \`--port\` to be an integer from 0 to 65535, got \`${v}\``);
+  return n;
+}
+
+function positiveInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new MediaflowError('E_CONFIG', `Expected \`${name}\` to be an integer >= 1, got \`${v}\``);
+  return n;
+}

@@ -1,0 +1,57 @@
+import { mkdirSync } from 'node:fs';
+import { Completion } from '../completion/completion.js';
+import { checkHttpConfig, listenHttp, type HttpServer } from '../http/server.js';
+import { createLogger } from '../log.js';
+import { Metrics } from '../metrics.js';
+import { loadPipelines } from '../pipeline/load.js';
+import { Service } from '../service.js';
+
+export interface RunOptions {
+  pipelines: string[];
+  data: string;
+  concurrency?: number;
+  highWaterMark?: number;
+  /** HTTP port (0: any free port, logged). */
+  port: number;
+  host: string;
+}
+
+/** `mediaflow run`: runs until SIGINT/SIGTERM, then stops intake, lets in-flight jobs finish and exits 0. */
+export async function runCommand(o: RunOptions): Promise<number> {
+  const logger = createLogger();
+  const pipelines = loadPipelines(o.pipelines);
+  for (const p of pipelines) {
+    // A fresh checkout has no inbox yet: make it rather than fail.
+    if (p.source.type === 'folder') mkdirSync(p.source.path, { recursive: true });
+  }
+  const token = process.env.MEDIAFLOW_TOKEN || undefined;
+  checkHttpConfig(o.host, token);
+  const service = new Service({ pipelines, dataDir: o.data, concurrency: o.concurrency, highWaterMark: o.highWaterMark, logger });
+  // Before start, so catch-up work is counted and completes like any other.
+  const completion = new Completion(service, { secret: process.env.MEDIAFLOW_NOTIFY_SECRET || undefined, logger });
+  const metrics = new Metrics(service);
+  metrics.watchCompletion(completion);
+  let http: HttpServer | null = null;
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping: no new work, finishing jobs in flight');
+      // HTTP first: no new requests while in-flight jobs finish; completion last, for the jobs that finish meanwhile.
+      Promise.resolve(http?.close()).then(() => service.stop()).then(() => completion.close())
+        .then(resolve, (err) => { logger.error({ err }, 'stop failed'); resolve(); });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await service.start();
+  try {
+    http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics });
+  } catch (err) {
+    await service.stop();
+    await completion.close();
+    throw err;
+  }
+  logger.info({ pipelines: pipelines.map((p) => p.name), data: o.data }, 'mediaflow running');
+  await stopped;
+  logger.flush?.();
+  return 0;
+}

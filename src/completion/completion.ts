@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { MediaflowError } from '../errors.js';
+import type { MediaEvent } from '../events/media-event.js';
+import type { Job, JobState } from '../ledger/ledger.js';
+import { silentLogger, type Logger } from '../log.js';
+import { renderKey } from '../pipeline/key-template.js';
+import type { LoadedPipeline } from '../pipeline/load.js';
+import type { JobOutcome, Service } from '../service.js';
+import { deliver } from './notify.js';
+
+/** One pipeline's part of a completion event. */
+export interface PipelineResult {
+  pipeline: string;
+  job: number;
+  state: 'done' | 'dead';
+  attempts: number;
+  deduplicated: boolean;
+  outputs: { step: string; store: string; key: string; size: number; contentType: string; width?: number; height?: number }[];
+  error: string | null;
+  /** Where this pipeline's manifest was written, when it asks for one. */
+  manifest: { store: string; key: string } | null;
+}
+
+/** The completion event (CloudEvents 1.0 shape): written as the manifest and POSTed to notify.url, byte for byte. */
+export interface CompletionEvent {
+  specversion: '1.0';
+  id: string;
+  source: 'mediaflow';
+  type: 'mediaflow.input.completed';
+  subject: string;
+  time: string;
+  datacontenttype: 'application/json';
+  data: {
+    input: { store: string; key: string; version: string; sha256: string | null; size: number | null; contentType: string | null };
+    /** done: every pipeline done; dead: none; partial: some of each. */
+    state: 'done' | 'partial' | 'dead';
+    pipelines: PipelineResult[];
+  };
+}
+
+interface Member { job: Job; pipeline: LoadedPipeline }
+interface Group { key: string; storeKey: string; event: MediaEvent; members: Map<number, Member> }
+
+export interface CompletionOptions {
+  /** HMAC key for notify signatures (MEDIAFLOW_NOTIFY_SECRET); required when a pipeline has `notify`. */
+  secret?: string;
+  logger?: Logger;
+  /** Per delivery attempt. */
+  notifyTimeoutMs?: number;
+}
+
+const isFinal = (s: JobState) => s === 'done' || s === 'dead';
+/** States in which a job will still run (superseded ones come back as queued when their version is seen again). */
+const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'failed' || s === 'superseded';
+
+/**
+ * Aggregates jobs per input (store, key, version) from the service's 'routed'
+ * and 'job' events. When every matching pipeline's job is done or dead, one
+ * completion event goes out: manifests into the outputs of the pipelines that
+ * ask for one, then a signed POST to each distinct notify.url.
+ * Emits 'completed' (CompletionEvent), 'notify-failed' (url, attempt, error,
+ * final) and 'delivered' (url, attempt).
+ * Groups live in memory: inputs resumed from the ledger after a restart finish
+ * without a completion event; a duplicate event for a finished input sends none.
+ */
+export class Completion extends EventEmitter {
+  private readonly groups = new Map<string, Group>();
+  private readonly groupOfJob = new Map<number, string>();
+  private readonly pending = new Set<Promise<void>>();
+  private readonly closing = new AbortController();
+  private readonly logger: Logger;
+  private readonly onRouted = (event: MediaEvent, jobs: Job[]) => this.routed(event, jobs);
+  private readonly onJob = (o: JobOutcome) => this.jobEnded(o);
+
+  constructor(private readonly service: Service, private readonly o: CompletionOptions = {}) {
+    super();
+    this.logger = (o.logger ?? silentLogger).child({ part: 'completion' });
+    const needSecret = service.pipelineList.filter((p) => p.notify);
+    if (needSecret.length && !o.secret) {
+      throw new MediaflowError('E_CONFIG', `MEDIAFLOW_NOTIFY_SECRET is not set, but ${needSecret.map((p) => `"${p.name}" (${p.file})`).join(', ')} ha${needSecret.length > 1 ? 've' : 's'} notify.url: completion events must be signed`);
+    }
+    service.on('routed', this.onRouted);
+    service.on('job', this.onJob);
+  }
+
+  /** Inputs still waiting for some pipeline. */
+  get open(): number {
+    return this.groups.size;
+  }
+
+  private routed(event: MediaEvent, jobs: Job[]): void {
+    const first = jobs[0];
+    if (!first) return;
+    const storeKey = `${first.store}\0${first.key}`;
+    // A newer version queued over an older one supersedes the older's jobs: they leave its group.
+    for (const g of this.groups.values()) if (g.storeKey === storeKey) this.refresh(g);
+    const key = `${storeKey}\0${first.version}`;
+    let group = this.groups.get(key);
+    // An input whose jobs are all finished already (a duplicate event) is no new completion.
+    if (!group && !jobs.some((j) => isPending(j.state))) return;
+    if (!group) { group = { key, storeKey, event, members: new Map() }; this.groups.set(key, group); }
+    for (const job of jobs) {
+      if (!isPending(job.state) && !isFinal(job.state)) continue;
+      if (group.members.has(job.id)) continue;
+      group.members.set(job.id, { job, pipeline: this.service.pipeline(job.pipeline) });
+      this.groupOfJob.set(job.id, key);
+    }
+    this.check(group);
+  }
+
+  private refresh(g: Group): void {
+    for (const [id, m] of g.members) {
+      if (isFinal(m.job.state)) continue;
+      const now = this.service.ledger.get(id);
+      if (!now || now.state === 'superseded' || now.state === 'removed') {
+        g.members.delete(id);
+        this.groupOfJob.delete(id);
+      }
+    }
+    this.check(g);
+  }
+
+  private jobEnded(o: JobOutcome): void {
+    const key = this.groupOfJob.get(o.job.id);
+    const group = key ? this.groups.get(key) : undefined;
+    const member = group?.members.get(o.job.id);
+    if (!group || !member) return;
+    member.job = o.job; // 'failed' keeps it open: a retry follows
+    this.check(group);
+  }
+
+  private check(g: Group): void {
+    if (g.members.size === 0) { this.groups.delete(g.key); return; }
+    if (![...g.members.values()].every((m) => isFinal(m.job.state))) return;
+    this.groups.delete(g.key);
+    for (const id of g.members.keys()) this.groupOfJob.delete(id);
+    const work = this.finish([...g.members.values()], g.event)
+      .catch((err) => this.logger.error({ err, key: g.event.data.key }, 'completion event failed'));
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
+  private manifestKey(m: Member): string | null {
+    if (!m.pipeline.manifest) return null;
+    return renderKey(m.pipeline.manifest.key, {
+      sourceKey: m.job.relKey, id: 'manifest', ext: 'json', sha256: m.job.sha256 ?? 'unknown', pipeline: m.pipeline.name,
+    });
+  }
+
+  private build(members: Member[], event: MediaEvent): CompletionEvent {
+    const first = members[0]!.job;
+    const pipelines = members.map(({ job, pipeline }): PipelineResult => {
+      let manifest: PipelineResult['manifest'] = null;
+      try {
+        const key = this.manifestKey({ job, pipeline });
+        if (key) manifest = { store: this.service.stores.outputFor(pipeline).name, key };
+      } catch (err) {
+        this.logger.error({ err, pipeline: pipeline.name }, 'manifest key refused');
+      }
+      return {
+        pipeline: pipeline.name, job: job.id, state: job.state as 'done' | 'dead', attempts: job.attempts, deduplicated: job.deduplicated,
+        outputs: job.outputs.map((o) => ({ step: o.stepId, store: o.store, key: o.key, size: o.size, contentType: o.contentType, width: o.width, height: o.height })),
+        error: job.state === 'dead' ? job.error : null,
+        manifest,
+      };
+    });
+    const done = pipelines.filter((p) => p.state === 'done').length;
+    return {
+      specversion: '1.0', id: randomUUID(), source: 'mediaflow', type: 'mediaflow.input.completed',
+      subject: first.key, time: new Date().toISOString(), datacontenttype: 'application/json',
+      data: {
+        input: {
+          store: first.store, key: first.key, version: first.version,
+          sha256: members.map((m) => m.job.sha256).find((s) => s) ?? null,
+          size: event.data.size ?? null, contentType: event.data.contentType ?? null,
+        },
+        state: done === pipelines.length ? 'done' : done === 0 ? 'dead' : 'partial',
+        pipelines,
+      },
+    };
+  }
+
+  private async finish(members: Member[], event: MediaEvent): Promise<void> {
+    const completion = this.build(members, event);
+    const body = `${JSON.stringify(completion, null, 2)}\n`;
+    const log = this.logger.child({ key: completion.subject, event: completion.id });
+    const written = new Set<string>();
+    for (const p of completion.data.pipelines) {
+      if (!p.manifest || written.has(`${p.manifest.store}\0${p.manifest.key}`)) continue;
+      written.add(`${p.manifest.store}\0${p.manifest.key}`);
+      await this.service.stores.byName(p.manifest.store).write(p.manifest.key, Buffer.from(body), {
+        contentType: 'application/json',
+        // Tagged like every output, so a bucket source never takes the manifest as an input.
+        metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': p.pipeline, 'mediaflow-source-key': encodeURIComponent(completion.subject) },
+      }).catch((err) => log.error({ err, pipeline: p.pipeline, manifest: p.manifest!.key }, 'could not write manifest'));
+    }
+    log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');
+    this.emit('completed', completion);
+    const targets = new Map<string, NonNullable<LoadedPipeline['notify']>>();
+    for (const { pipeline } of members) if (pipeline.notify && !targets.has(pipeline.notify.url)) targets.set(pipeline.notify.url, pipeline.notify);
+    await Promise.all([...targets.values()].map((n) => deliver(
+      { url: n.url, body, eventId: completion.id, secret: this.o.secret!, attempts: n.attempts, backoffMs: n.backoffMs },
+      {
+        signal: this.closing.signal,
+        timeoutMs: this.o.notifyTimeoutMs,
+        onDelivered: (attempt) => { log.info({ url: n.url, attempt }, 'completion event delivered'); this.emit('delivered', n.url, attempt); },
+        onFailure: (attempt, error, final) => {
+          if (final) log.error({ url: n.url, attempt, err: error }, 'completion event not delivered: attempts used up');
+          else log.warn({ url: n.url, attempt, err: error }, 'completion event delivery failed, will retry');
+          this.emit('notify-failed', n.url, attempt, error, final);
+        },
+        onAbandoned: (attempt) => log.error({ url: n.url, attempt }, 'completion event not delivered: stopped before the next attempt'),
+      },
+    )));
+  }
+
+  /** Stops listening; waits for manifests and deliveries under way, giving up retries not yet due. */
+  async close(): Promise<void> {
+    this.service.off('routed', this.onRouted);
+    this.service.off('job', this.onJob);
+    this.closing.abort();
+    await Promise.allSettled([...this.pending]);
+  }
+}

@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+
+/**
+ * The one shape every source produces (modelled on CloudEvents 1.0).
+ * `subject` is the decoded key relative to the source root: sources decode
+ * URL-encoded keys once, at the edge, so nothing downstream ever decodes again.
+ */
+export interface MediaEvent {
+  specversion: '1.0';
+  id: string;
+  /** Which source produced it, e.g. `folder:/abs/inbox` or `bucket:uploads`. */
+  source: string;
+  type: 'created' | 'removed';
+  subject: string;
+  time: string;
+  data: {
+    /** Store name (same as Store.name) the key lives in. */
+    store: string;
+    key: string;
+    size?: number;
+    etag?: string;
+    mtimeMs?: number;
+    contentType?: string;
+    /** When the file/object changed, for event-lag metrics (ms since epoch). */
+    changedAtMs?: number;
+  };
+}
+
+export function makeEvent(
+  source: string,
+  type: MediaEvent['type'],
+  data: MediaEvent['data'],
+): MediaEvent {
+  return {
+    specversion: '1.0',
+    id: randomUUID(),
+    source,
+    type,
+    subject: data.key,
+    time: new Date().toISOString(),
+    data,
+  };
+}
+
+/**
+ * What identifies one version of a key without reading it: the ETag for
+ * objects, size+mtime for files. Used to skip already-done work on catch-up.
+ */
+export function versionOf(data: MediaEvent['data']): string {
+  if (data.etag) return `etag:${data.etag}`;
+  return `file:${data.size ?? '?'}:${data.mtimeMs ?? '?'}`;
+}

@@ -1,0 +1,172 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Job, JobState, NewJob, OutputRecord, StateCounts } from './ledger.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY,
+  pipeline TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  store TEXT NOT NULL,
+  key TEXT NOT NULL,
+  rel_key TEXT NOT NULL,
+  version TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  sha256 TEXT,
+  outputs TEXT NOT NULL DEFAULT '[]',
+  deduplicated INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  next_attempt_at INTEGER,
+  changed_at INTEGER,
+  UNIQUE (pipeline, fingerprint, store, key, version)
+);
+CREATE INDEX IF NOT EXISTS jobs_render ON jobs (sha256, fingerprint, state);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs (pipeline, store, key);
+`;
+
+interface Row {
+  id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
+  version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
+  outputs: string; deduplicated: number; created_at: number; updated_at: number;
+  next_attempt_at: number | null; changed_at: number | null;
+}
+
+function toJob(r: Row): Job {
+  return {
+    id: r.id, pipeline: r.pipeline, fingerprint: r.fingerprint, store: r.store, key: r.key, relKey: r.rel_key,
+    version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
+    outputs: JSON.parse(r.outputs) as OutputRecord[], deduplicated: r.deduplicated === 1,
+    createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
+  };
+}
+
+/**
+ * The embedded ledger: one SQLite file in the data folder. WAL mode lets
+ * `mediaflow status` and `dlq` read and write from another process while
+ * `run` works; busy_timeout makes those writers wait instead of failing.
+ */
+export class SqliteLedger {
+  private readonly db: Database.Database;
+
+  constructor(readonly dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(path.join(dataDir, 'ledger.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  get open(): boolean {
+    return this.db.open;
+  }
+
+  /** Returns the job for this key version, creating it queued when new. */
+  upsert(j: NewJob): { job: Job; created: boolean } {
+    const now = Date.now();
+    const info = this.db.prepare(
+      `INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+       ON CONFLICT (pipeline, fingerprint, store, key, version) DO NOTHING`,
+    ).run(j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, now, j.changedAt ?? null);
+    const row = this.db.prepare(
+      'SELECT * FROM jobs WHERE pipeline = ? AND fingerprint = ? AND store = ? AND key = ? AND version = ?',
+    ).get(j.pipeline, j.fingerprint, j.store, j.key, j.version) as Row;
+    return { job: toJob(row), created: info.changes === 1 };
+  }
+
+  get(id: number): Job | null {
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    return row ? toJob(row) : null;
+  }
+
+  private set(id: number, fields: Record<string, unknown>): void {
+    const cols = Object.keys(fields);
+    this.db.prepare(`UPDATE jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id`)
+      .run({ ...fields, now: Date.now(), id });
+  }
+
+  markRunning(id: number): Job {
+    this.db.prepare("UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ? WHERE id = ?")
+      .run(Date.now(), id);
+    return this.get(id)!;
+  }
+
+  markHashed(id: number, sha256: string): void {
+    this.set(id, { sha256 });
+  }
+
+  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean): void {
+    this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null });
+  }
+
+  markFailed(id: number, error: string, nextAttemptAt: number): void {
+    this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt });
+  }
+
+  markDead(id: number, error: string): void {
+    this.set(id, { state: 'dead', error, next_attempt_at: null });
+  }
+
+  markState(id: number, state: JobState): void {
+    this.set(id, { state });
+  }
+
+  /** A job already done for the same content and fingerprint, whose outputs can be copied. */
+  findRender(sha256: string, fingerprint: string): Job | null {
+    const row = this.db.prepare(
+      "SELECT * FROM jobs WHERE sha256 = ? AND fingerprint = ? AND state = 'done' ORDER BY deduplicated ASC, id DESC LIMIT 1",
+    ).get(sha256, fingerprint) as Row | undefined;
+    return row ? toJob(row) : null;
+  }
+
+  /** Done jobs of one source key, for delete-outputs on removal. */
+  doneForKey(pipeline: string, store: string, key: string): Job[] {
+    return (this.db.prepare("SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key = ? AND state = 'done'")
+      .all(pipeline, store, key) as Row[]).map(toJob);
+  }
+
+  /** Jobs not finished: queued, running (a crash left them), or failed awaiting retry. */
+  unfinished(limit = 1000, afterId = 0): Job[] {
+    return (this.db.prepare("SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > ? ORDER BY id LIMIT ?")
+      .all(afterId, limit) as Row[]).map(toJob);
+  }
+
+  counts(): StateCounts & { deduplicated: number } {
+    const counts: StateCounts = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0 };
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
+      counts[r.state] = r.n;
+    }
+    const { n } = this.db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE deduplicated = 1 AND state = 'done'").get() as { n: number };
+    return { ...counts, deduplicated: n };
+  }
+
+  list(state: JobState, limit = 100): Job[] {
+    return (this.db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC LIMIT ?').all(state, limit) as Row[]).map(toJob);
+  }
+
+  /** Puts dead letters back in the queue with a fresh attempt count; returns how many. */
+  retryDead(id?: number): number {
+    const now = Date.now();
+    const stmt = id === undefined
+      ? this.db.prepare("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE state = 'dead'")
+      : this.db.prepare("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE state = 'dead' AND id = ?");
+    return (id === undefined ? stmt.run(now) : stmt.run(now, id)).changes;
+  }
+
+  /** How many times each (content, fingerprint) was actually rendered: for tests and audits. */
+  renderCounts(): { sha256: string; fingerprint: string; renders: number }[] {
+    return this.db.prepare(
+      "SELECT sha256, fingerprint, COUNT(*) AS renders FROM jobs WHERE state = 'done' AND deduplicated = 0 GROUP BY sha256, fingerprint",
+    ).all() as { sha256: string; fingerprint: string; renders: number }[];
+  }
+}

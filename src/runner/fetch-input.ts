@@ -1,0 +1,70 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { PermanentError, type StepInput } from '../steps/step.js';
+import type { Store } from '../stores/store.js';
+
+export interface FetchedInput extends StepInput {
+  /** Removes the spooled snapshot, if any. */
+  release(): Promise<void>;
+}
+
+export interface FetchOptions {
+  maxInputBytes: number;
+  /** Inputs up to this size are held in memory; larger ones are spooled to tmpDir. */
+  inMemoryBytes: number;
+  tmpDir: string;
+  signal: AbortSignal;
+}
+
+/**
+ * Reads the input once, hashing while reading. The bytes hashed are the bytes
+ * rendered: steps get this snapshot (a Buffer, or a private temp file for
+ * large inputs), never the live file, which may change underneath.
+ */
+export async function fetchInput(store: Store, key: string, o: FetchOptions): Promise<FetchedInput> {
+  const stream = await store.read(key);
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let spool: { path: string; out: ReturnType<typeof createWriteStream> } | null = null;
+  const onAbort = () => stream.destroy(o.signal.reason as Error);
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > o.maxInputBytes) {
+        throw new PermanentError(`${key}: input is over the limit of ${o.maxInputBytes} bytes (maxInputBytes)`);
+      }
+      hash.update(chunk);
+      if (!spool && size > o.inMemoryBytes) {
+        await mkdir(o.tmpDir, { recursive: true });
+        const p = path.join(o.tmpDir, `input-${randomBytes(8).toString('hex')}`);
+        spool = { path: p, out: createWriteStream(p) };
+        for (const c of chunks) spool.out.write(c);
+        chunks.length = 0;
+      }
+      if (spool) {
+        if (!spool.out.write(chunk)) await new Promise<void>((r) => spool!.out.once('drain', () => r()));
+      } else chunks.push(chunk);
+    }
+    if (spool) await new Promise<void>((resolve, reject) => spool!.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    stream.destroy();
+    if (spool) { spool.out.destroy(); await unlink(spool.path).catch(() => {}); }
+    throw err;
+  } finally {
+    o.signal.removeEventListener('abort', onAbort);
+  }
+  if (size === 0) throw new PermanentError(`${key}: input is empty (0 bytes)`);
+  const spooled = spool?.path;
+  return {
+    key,
+    size,
+    sha256: hash.digest('hex'),
+    buffer: spooled ? undefined : Buffer.concat(chunks, size),
+    path: spooled,
+    release: async () => { if (spooled) await unlink(spooled).catch(() => {}); },
+  };
+}

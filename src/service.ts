@@ -1,0 +1,285 @@
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import { MediaflowError } from './errors.js';
+import { versionOf, type MediaEvent } from './events/media-event.js';
+import type { Job } from './ledger/ledger.js';
+import { SqliteLedger } from './ledger/sqlite-ledger.js';
+import { silentLogger, type Logger } from './log.js';
+import type { LoadedPipeline } from './pipeline/load.js';
+import { Router } from './pipeline/router.js';
+import { backoffDelay } from './queue/backoff.js';
+import { JobQueue, type WorkItem } from './queue/job-queue.js';
+import { renderJob } from './runner/render.js';
+import type { Source } from './sources/source.js';
+import { isPermanent } from './steps/step.js';
+import { FolderStore } from './stores/folder-store.js';
+import type { Store } from './stores/store.js';
+import { StoreRegistry } from './stores/registry.js';
+
+export interface ServiceOptions {
+  pipelines: LoadedPipeline[];
+  /** Folder of the ledger (and spooled inputs). */
+  dataDir: string;
+  /** Jobs at once over all pipelines (default: CPU count). */
+  concurrency?: number;
+  /** Sources wait while this many jobs are queued or running (default 1000). */
+  highWaterMark?: number;
+  /** How often the ledger is checked for jobs queued by another process (dlq retry) or due for retry. */
+  pollMs?: number;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What the service tells listeners (metrics, completion events). */
+export interface JobOutcome {
+  job: Job;
+  pipeline: LoadedPipeline;
+  outcome: 'done' | 'failed' | 'dead';
+  seconds: number;
+}
+
+/**
+ * The data flow in one place: sources -> router -> ledger -> queue -> runner.
+ * Emits 'event' (MediaEvent) for every event a source delivers, 'routed'
+ * (MediaEvent, Job[]) once it is matched, 'started' (Job, pipeline), 'job'
+ * (JobOutcome) when an attempt ends, 'step' (pipeline, stepId, seconds).
+ */
+export class Service extends EventEmitter {
+  readonly ledger: SqliteLedger;
+  readonly queue: JobQueue;
+  readonly router: Router;
+  readonly stores: StoreRegistry;
+  readonly sources: Source[] = [];
+  private readonly pipelines = new Map<string, LoadedPipeline>();
+  private readonly logger: Logger;
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private poller: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private polling = false;
+
+  constructor(private readonly o: ServiceOptions) {
+    super();
+    this.logger = o.logger ?? silentLogger;
+    for (const p of o.pipelines) this.pipelines.set(p.name, p);
+    this.router = new Router(o.pipelines);
+    this.stores = new StoreRegistry(o.env ?? process.env, this.logger);
+    this.ledger = new SqliteLedger(o.dataDir);
+    const pipelineConcurrency: Record<string, number> = {};
+    for (const p of o.pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
+    this.queue = new JobQueue({
+      concurrency: o.concurrency ?? os.availableParallelism(),
+      pipelineConcurrency,
+      highWaterMark: o.highWaterMark ?? 1000,
+      run: (item) => this.process(item),
+      onSuperseded: (older, newer) => {
+        this.ledger.markState(older.jobId, 'superseded');
+        this.logger.info({ job: older.jobId, by: newer.jobId, pipeline: older.pipeline }, 'job superseded by a newer version');
+      },
+    });
+  }
+
+  pipeline(name: string): LoadedPipeline {
+    const p = this.pipelines.get(name);
+    if (!p) throw new MediaflowError('E_PIPELINE_UNKNOWN', `no pipeline named "${name}" (known: ${[...this.pipelines.keys()].join(', ') || 'none'})`);
+    return p;
+  }
+
+  get pipelineList(): LoadedPipeline[] {
+    return [...this.pipelines.values()];
+  }
+
+  /** Resumes unfinished work, then starts every source (one per watched folder or bucket). */
+  async start(): Promise<void> {
+    await this.resume();
+    for (const source of this.stores.sourcesFor(this.pipelineList)) {
+      this.sources.push(source);
+      await source.start((event) => this.accept(event));
+      this.logger.info({ source: source.name }, 'source started');
+    }
+    const pollMs = this.o.pollMs ?? 1000;
+    this.poller = setInterval(() => void this.resume(), pollMs);
+    this.poller.unref();
+  }
+
+  /** Backpressure: a source's emit resolves only when the queue has room. */
+  async accept(event: MediaEvent): Promise<void> {
+    if (this.stopping) return;
+    await this.queue.waitForRoom();
+    this.handle(event);
+  }
+
+  /** Routes one event; returns the jobs it made or found (none for a removal). */
+  handle(event: MediaEvent): Job[] {
+    this.emit('event', event);
+    const jobs: Job[] = [];
+    for (const { pipeline, relKey } of this.router.route(event)) {
+      if (event.type === 'removed') void this.removed(pipeline, event.data.key);
+      else jobs.push(this.intake(pipeline, event.data.store, event.data.key, relKey, versionOf(event.data), event.data.changedAtMs));
+    }
+    if (jobs.length) this.emit('routed', event, jobs);
+    return jobs;
+  }
+
+  /**
+   * Queues one key of a store for one pipeline, outside any source (HTTP job
+   * requests, `mediaflow process`). Throws E_INPUT when the key does not exist.
+   */
+  async submit(pipelineName: string, store: Store, key: string, relKey = key): Promise<Job> {
+    const p = this.pipeline(pipelineName);
+    const entry = await store.stat(key);
+    if (!entry) throw new MediaflowError('E_INPUT', `${store.name}: ${key}: no such file or object`);
+    return this.intake(p, store.name, key, relKey, versionOf({ ...entry, store: store.name }), entry.mtimeMs);
+  }
+
+  /** Records the job (or finds it) and queues it unless it is already finished. */
+  intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number): Job {
+    const { job } = this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
+    if (job.state === 'done' || job.state === 'dead' || job.state === 'removed') {
+      this.logger.debug({ job: job.id, pipeline: p.name, key, state: job.state }, 'already seen');
+      return job;
+    }
+    if (job.state === 'superseded') this.ledger.markState(job.id, 'queued');
+    this.enqueue(job);
+    return job;
+  }
+
+  private enqueue(job: Job): void {
+    this.queue.add({ jobId: job.id, pipeline: job.pipeline, key: `${job.pipeline}\0${job.store}\0${job.key}` });
+  }
+
+  /** Picks up jobs the ledger has but memory does not: after a restart, a dlq retry, or a due retry. */
+  private async resume(): Promise<void> {
+    if (this.polling || this.stopping) return;
+    this.polling = true;
+    try {
+      let after = 0;
+      for (;;) {
+        const batch = this.ledger.unfinished(500, after);
+        if (batch.length === 0) break;
+        for (const job of batch) {
+          after = job.id;
+          if (this.stopping) return;
+          if (this.queue.has(job.id) || !this.pipelines.has(job.pipeline)) continue;
+          if (job.pipeline && this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
+          if (job.state === 'failed' && job.nextAttemptAt && job.nextAttemptAt > Date.now()) continue;
+          await this.queue.waitForRoom();
+          this.enqueue(job);
+        }
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async removed(p: LoadedPipeline, key: string): Promise<void> {
+    if (p.onDelete !== 'delete-outputs') return;
+    const output = this.stores.outputFor(p);
+    for (const job of this.ledger.doneForKey(p.name, this.stores.sourceFor(p).name, key)) {
+      for (const o of job.outputs) {
+        // Another key with the same content may share these names (key template without {name}).
+        await output.delete(o.key).catch((err) => this.logger.error({ err, key: o.key }, 'could not delete output'));
+      }
+      this.ledger.markState(job.id, 'removed');
+      this.logger.info({ pipeline: p.name, key, outputs: job.outputs.length }, 'input removed, outputs deleted');
+    }
+  }
+
+  private async process(item: WorkItem): Promise<void> {
+    const current = this.ledger.get(item.jobId);
+    if (!current || !['queued', 'running', 'failed'].includes(current.state)) return;
+    const p = this.pipelines.get(current.pipeline)!;
+    const job = this.ledger.markRunning(item.jobId);
+    const log = this.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
+    log.info('job started');
+    this.emit('started', job, p);
+    const started = performance.now();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
+    const work = renderJob(job, p, {
+      ledger: this.ledger, source: this.stores.byName(job.store), output: this.stores.outputFor(p),
+      tmpDir: path.join(this.o.dataDir, 'tmp'), logger: log,
+      onStep: (pipeline, stepId, seconds) => this.emit('step', pipeline, stepId, seconds),
+    }, controller.signal);
+    // Wait for the work itself even after a timeout: its slot is only free when it really stops.
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+    try {
+      const result = await Promise.race([work, aborted]);
+      this.ledger.markDone(job.id, result.outputs, result.deduplicated);
+      const seconds = (performance.now() - started) / 1000;
+      log.info({ duration: Math.round(seconds * 1000), deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
+      this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
+    } catch (err) {
+      this.failed(job, p, err, log, (performance.now() - started) / 1000);
+    } finally {
+      clearTimeout(timer);
+      await work.catch(() => {});
+    }
+  }
+
+  private failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): void {
+    const message = err instanceof Error ? err.message : String(err);
+    const last = job.attempts >= p.retry.attempts;
+    if (isPermanent(err) || last || this.stopping) {
+      if (this.stopping && !isPermanent(err) && !last) {
+        // Interrupted by shutdown: leave it for the next start.
+        this.ledger.markFailed(job.id, message, Date.now());
+        return;
+      }
+      this.ledger.markDead(job.id, message);
+      log.error({ err: message, attempts: job.attempts }, 'job dead');
+      this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
+      return;
+    }
+    const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
+    this.ledger.markFailed(job.id, message, Date.now() + delay);
+    log.warn({ err: message, attempts: job.attempts, retryInMs: delay }, 'job failed, will retry');
+    this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
+    const t = setTimeout(() => {
+      this.retryTimers.delete(t);
+      const again = this.ledger.get(job.id);
+      if (again?.state === 'failed' && !this.stopping) this.enqueue(again);
+    }, delay);
+    this.retryTimers.add(t);
+  }
+
+  /**
+   * Runs one file through one pipeline now (retries included) and returns the
+   * final job. A file inside the pipeline's source folder keeps its folder in
+   * {dir}; any other file is keyed by its base name.
+   */
+  async processFile(pipelineName: string, file: string): Promise<Job> {
+    const p = this.pipeline(pipelineName);
+    let store = new FolderStore(path.dirname(file));
+    let key = path.basename(file);
+    if (p.source.type === 'folder') {
+      const rel = path.relative(p.source.path, file);
+      if (!rel.startsWith('..') && !path.isAbsolute(rel)) { store = new FolderStore(p.source.path); key = rel.split(path.sep).join('/'); }
+    }
+    const job = await this.submit(p.name, store, key);
+    await this.idle();
+    return this.ledger.get(job.id)!;
+  }
+
+  /** Resolves when nothing is queued, running or waiting for a retry. */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.queue.onIdle();
+      if (this.retryTimers.size === 0 && this.queue.size === 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Graceful stop: intake first, then in-flight jobs finish; waiting ones stay queued in the ledger. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.poller) clearInterval(this.poller);
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
+    await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));
+    await this.queue.stop();
+    this.ledger.close();
+    this.logger.info('stopped');
+  }
+}

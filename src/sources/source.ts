@@ -1,0 +1,16 @@
+import type { MediaEvent } from '../events/media-event.js';
+
+/**
+ * A source produces MediaEvents and nothing else. `emit` resolves once the
+ * event is accepted; a source must await it, which is how backpressure reaches
+ * it (emit waits while the queue is above its high-water mark).
+ * A source lists what is already there on start (catch-up) and emits it as
+ * `created` events; the ledger makes the already-done ones no-ops.
+ */
+export interface Source {
+  readonly name: string;
+  start(emit: (event: MediaEvent) => Promise<void>): Promise<void>;
+  stop(): Promise<void>;
+  /** True while connected / watching (for /readyz). */
+  readonly ready: boolean;
+}

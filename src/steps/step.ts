@@ -1,0 +1,60 @@
+import type { z } from 'zod';
+
+/** The input as fetched once by the runner: hashed, and held in memory or spooled to a temp file. */
+export interface StepInput {
+  /** The bytes, when small enough to hold in memory (always for SVG). */
+  buffer?: Buffer;
+  /** A private snapshot file otherwise (never the watched file itself). */
+  path?: string;
+  sha256: string;
+  size: number;
+  /** Source key, for messages. */
+  key: string;
+}
+
+export interface StepContext {
+  signal: AbortSignal;
+  /** sharp's limitInputPixels for this pipeline. */
+  limitInputPixels: number;
+  /** Seconds sharp may spend on one operation (sharp().timeout()). */
+  timeoutSeconds: number;
+  /** Whether SVG input may be rendered (it is passed as a Buffer so nothing external loads). */
+  allowSvg: boolean;
+}
+
+/** One produced file. */
+export interface Artefact {
+  stepId: string;
+  /** Output extension without dot: jpg, png, webp, avif, json. */
+  ext: string;
+  contentType: string;
+  data: Buffer;
+  width?: number;
+  height?: number;
+}
+
+/**
+ * A step type: a name, a version (part of the pipeline fingerprint: bump it
+ * when the output for the same options changes), an options schema (zod, the
+ * one source for validation, defaults and the JSON Schema) and run().
+ */
+export interface StepType<S extends z.ZodType = z.ZodType> {
+  name: string;
+  version: number;
+  /** A strict object schema including `id` and `use: z.literal(name)`. */
+  schema: S;
+  run(input: StepInput, options: z.output<S>, ctx: StepContext): Promise<Artefact>;
+}
+
+/** A step failure that retrying cannot fix (corrupt or unsupported input). */
+export class PermanentError extends Error {
+  readonly permanent = true;
+  constructor(message: string, readonly code = 'E_INPUT') {
+    super(message);
+    this.name = 'PermanentError';
+  }
+}
+
+export function isPermanent(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { permanent?: boolean }).permanent === true;
+}

@@ -1,0 +1,138 @@
+import type { Readable } from 'node:stream';
+import type * as Minio from 'minio';
+import type { Store, StoreEntry, WriteOptions } from './store.js';
+
+const META_PREFIX = 'x-amz-meta-';
+/**
+ * Headers minio-js's statObject mixes into `metaData` next to the user
+ * metadata (it strips x-amz-meta- and keeps these as they are). User metadata
+ * with one of these names could not be told apart, so write() refuses them.
+ */
+const STANDARD_HEADERS = new Set([
+  'content-type', 'cache-control', 'content-encoding', 'content-disposition',
+  'content-language', 'if-none-match', 'if-match',
+]);
+
+/** A bucket (optionally below a key prefix) as a Store. Keys are relative to the prefix. */
+export class BucketStore implements Store {
+  readonly name: string;
+  /** '' or 'some/prefix/' (always ends with '/'), prepended to every key. */
+  private readonly root: string;
+
+  constructor(
+    private readonly client: Minio.Client,
+    readonly bucket: string,
+    prefix = '',
+  ) {
+    const clean = prefix.replace(/^\/+|\/+$/g, '');
+    this.root = clean ? `${clean}/` : '';
+    this.name = clean ? `bucket:${bucket}/${clean}` : `bucket:${bucket}`;
+  }
+
+  /** The full object key for a store key. */
+  objectKey(key: string): string {
+    if (!key || key.startsWith('/')) throw new Error(`${this.name}: invalid key ${JSON.stringify(key)}`);
+    return this.root + key;
+  }
+
+  /** Streams the object; the body is never buffered here. */
+  async read(key: string): Promise<Readable> {
+    return this.client.getObject(this.bucket, this.objectKey(key));
+  }
+
+  /** One PUT (S3 PUTs are atomic: readers see the old or the new object). */
+  async write(key: string, data: Buffer, options: WriteOptions = {}): Promise<void> {
+    const headers: Record<string, string> = {
+      'Content-Type': options.contentType ?? 'application/octet-stream',
+    };
+    for (const [name, value] of Object.entries(options.metadata ?? {})) {
+      const lower = name.toLowerCase();
+      if (!/^[a-z0-9][a-z0-9-]*$/.test(lower) || STANDARD_HEADERS.has(lower) || lower.startsWith('x-amz-')) {
+        throw new Error(`${this.name}: invalid metadata name ${JSON.stringify(name)}`);
+      }
+      headers[META_PREFIX + lower] = encodeMetaValue(value);
+    }
+    await this.client.putObject(this.bucket, this.objectKey(key), data, data.length, headers);
+  }
+
+  async stat(key: string): Promise<StoreEntry | null> {
+    let stat: Minio.BucketItemStat;
+    try {
+      stat = await this.client.statObject(this.bucket, this.objectKey(key));
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    const raw = stat.metaData as Record<string, string | undefined>;
+    return {
+      key,
+      size: stat.size,
+      mtimeMs: stat.lastModified.getTime(),
+      etag: stat.etag,
+      contentType: raw['content-type'],
+      metadata: userMetadata(raw),
+    };
+  }
+
+  /** Streams the listing page by page (recursive); keys come back relative to the store prefix. */
+  async *list(prefix = ''): AsyncIterable<StoreEntry> {
+    const stream = this.client.listObjectsV2(this.bucket, this.root + prefix, true);
+    for await (const item of stream as AsyncIterable<Minio.BucketItem>) {
+      if (!item.name) continue; // common prefixes only appear in non-recursive listings
+      yield {
+        key: item.name.slice(this.root.length),
+        size: item.size,
+        mtimeMs: item.lastModified?.getTime(),
+        etag: item.etag,
+      };
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.removeObject(this.bucket, this.objectKey(key));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+/** S3 answers 404 to HEAD without a body (code NotFound) and NoSuchKey otherwise. */
+export function isNotFound(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === 'NotFound' || code === 'NoSuchKey';
+}
+
+/**
+ * User metadata, lower-case names without x-amz-meta-, values decoded. Takes
+ * minio-js's statObject `metaData` (prefix already stripped, standard headers
+ * mixed in) as well as listen records' `userMetadata` (`X-Amz-Meta-Name`).
+ */
+export function userMetadata(raw: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const lower = name.toLowerCase();
+    if (value === undefined) continue;
+    if (lower.startsWith(META_PREFIX)) out[lower.slice(META_PREFIX.length)] = decodeMetaValue(value);
+    else if (!STANDARD_HEADERS.has(lower) && !lower.startsWith('x-amz-')) out[lower] = decodeMetaValue(value);
+  }
+  return out;
+}
+
+/**
+ * Metadata travels as HTTP headers, which only carry printable ASCII; a
+ * source key like `ü/日本.jpg` would be rejected. Such values (and values that
+ * already look encoded, to stay unambiguous) are sent as RFC 2047 encoded
+ * words, the convention S3 documents for non-ASCII metadata.
+ */
+export function encodeMetaValue(value: string): string {
+  if (/^[\x20-\x7e]*$/.test(value) && !ENCODED_WORD.test(value)) return value;
+  return `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+const ENCODED_WORD = /^=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=$/i;
+
+export function decodeMetaValue(value: string): string {
+  const m = ENCODED_WORD.exec(value);
+  return m ? Buffer.from(m[1]!, 'base64').toString('utf8') : value;
+}

@@ -1,0 +1,157 @@
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Completion, type CompletionEvent } from '../../src/completion/completion.js';
+import { verifySignature } from '../../src/completion/notify.js';
+import { makeEvent, type MediaEvent } from '../../src/events/media-event.js';
+import { Metrics } from '../../src/metrics.js';
+import type { LoadedPipeline } from '../../src/pipeline/load.js';
+import { Service } from '../../src/service.js';
+import { fixture, sha256 } from '../helpers/fixtures.js';
+import { waitFor } from '../helpers/wait.js';
+import { workspace } from '../helpers/workspace.js';
+
+const SECRET = 'notify-secret-for-tests';
+
+interface Received { body: string; signature?: string; eventId?: string; status: number }
+
+/** A webhook receiver as a user would write one: it answers with the next status in `answers` (200 once they run out). */
+async function receiver(answers: number[]) {
+  const received: Received[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const status = answers.shift() ?? 200;
+      received.push({ body: Buffer.concat(chunks).toString('utf8'), signature: req.headers['x-mediaflow-signature'] as string, eventId: req.headers['x-mediaflow-event-id'] as string, status });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return { url, received, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+let ws: ReturnType<typeof workspace>;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+function build(pipelines: LoadedPipeline[], concurrency = 2) {
+  const service = new Service({ pipelines, dataDir: ws.data, concurrency, pollMs: 50 });
+  const completion = new Completion(service, { secret: SECRET });
+  const metrics = new Metrics(service, { defaultMetrics: false });
+  metrics.watchCompletion(completion);
+  const completed: CompletionEvent[] = [];
+  completion.on('completed', (e: CompletionEvent) => completed.push(e));
+  cleanups.push(async () => { await service.stop(); await completion.close(); metrics.close(); });
+  return { service, completion, metrics, completed };
+}
+
+async function counter(metrics: Metrics, name: string): Promise<number> {
+  return (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+}
+
+beforeEach(() => { ws = workspace('mf-completion-'); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  ws.cleanup();
+});
+
+describe('completion events', () => {
+  it('two pipelines on one input: one manifest with both results, signed POST retried until delivered', async () => {
+    const hook = await receiver([500]);
+    cleanups.push(hook.close);
+    writeFileSync(path.join(ws.root, 'broken-out'), 'a file where a folder should be'); // every write fails: ENOTDIR
+    const thumbs = ws.pipeline({
+      name: 'thumbs', output: { type: 'folder', path: './out/thumbs' },
+      steps: [{ id: 'thumb', use: 'thumbnail', width: 64, format: 'png' }, { id: 'meta', use: 'metadata' }],
+      manifest: {}, notify: { url: hook.url, attempts: 3, backoffMs: 10 },
+    });
+    const broken = ws.pipeline({ name: 'broken', output: { type: 'folder', path: './broken-out' }, retry: { attempts: 2, backoffMs: 10 } });
+    const { service, metrics, completed } = build([thumbs, broken]);
+    await service.start();
+    mkdirSync(path.join(ws.inbox, 'trip'));
+    copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'trip/a.jpg'));
+
+    await waitFor('delivered after a failure', () => hook.received.some((r) => r.status === 200));
+    expect(completed).toHaveLength(1);
+    expect(hook.received.map((r) => r.status)).toEqual([500, 200]);
+    expect(await counter(metrics, 'mediaflow_notify_failures_total')).toBe(1);
+    expect(await counter(metrics, 'mediaflow_completions_total')).toBe(1);
+
+    const manifestText = readFileSync(path.join(ws.out, 'thumbs/trip/a/manifest.json'), 'utf8');
+    for (const r of hook.received) {
+      // The receiver checks the raw body against the header; the body is the manifest, byte for byte.
+      expect(verifySignature(r.body, SECRET, r.signature)).toBe(true);
+      expect(verifySignature(r.body, 'another secret', r.signature)).toBe(false);
+      expect(r.body).toBe(manifestText);
+      expect(r.eventId).toBe(completed[0]!.id);
+    }
+    const manifest = JSON.parse(manifestText) as CompletionEvent;
+    expect(manifest).toMatchObject({ specversion: '1.0', type: 'mediaflow.input.completed', subject: 'trip/a.jpg', id: completed[0]!.id });
+    expect(manifest.data.input).toMatchObject({ store: `folder:${ws.inbox}`, key: 'trip/a.jpg', sha256: sha256(readFileSync(fixture('Portrait_1.jpg'))) });
+    expect(manifest.data.state).toBe('partial');
+    const byName = Object.fromEntries(manifest.data.pipelines.map((p) => [p.pipeline, p]));
+    expect(byName.thumbs).toMatchObject({
+      state: 'done', error: null, manifest: { store: `folder:${path.join(ws.out, 'thumbs')}`, key: 'trip/a/manifest.json' },
+    });
+    const [thumb, meta] = byName.thumbs!.outputs;
+    expect(thumb).toMatchObject({ step: 'thumb', key: 'trip/a/thumb.png', contentType: 'image/png' });
+    expect(thumb!.width).toBe(64);
+    expect(thumb!.height! > thumb!.width!).toBe(true); // portrait, as displayed
+    expect(thumb!.size).toBe(readFileSync(path.join(ws.out, 'thumbs/trip/a/thumb.png')).length);
+    expect(meta).toMatchObject({ step: 'meta', key: 'trip/a/meta.json', contentType: 'application/json' });
+    // Retried, then dead: the completion waited for the last attempt and carries its error.
+    expect(byName.broken).toMatchObject({ state: 'dead', attempts: 2, outputs: [], manifest: null });
+    expect(byName.broken!.error).toMatch(/ENOTDIR|EEXIST/);
+  });
+
+  it('gives up after notify.attempts, counting every failure; a duplicate event for a finished input sends nothing', async () => {
+    const hook = await receiver([503, 503]);
+    cleanups.push(hook.close);
+    const p = ws.pipeline({ notify: { url: hook.url, attempts: 2, backoffMs: 10 } });
+    const { service, completion, metrics, completed } = build([p]);
+    const events: MediaEvent[] = [];
+    service.on('event', (e: MediaEvent) => events.push(e));
+    await service.start();
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    const failures: boolean[] = [];
+    completion.on('notify-failed', (_url: string, _attempt: number, _err: string, final: boolean) => failures.push(final));
+    await waitFor('given up', () => failures.includes(true));
+    expect(failures).toEqual([false, true]);
+    expect(await counter(metrics, 'mediaflow_notify_failures_total')).toBe(2);
+    expect(completed[0]!.data.state).toBe('done');
+
+    service.handle(events[0]!); // the same notification again: the ledger has it done
+    await service.idle();
+    expect(completed).toHaveLength(1);
+    expect(completion.open).toBe(0);
+    expect(hook.received).toHaveLength(2);
+  });
+
+  it('a newer version supersedes a queued older one: only the newer completes', async () => {
+    const p = ws.pipeline({ steps: [{ id: 'meta', use: 'metadata' }], manifest: { key: '{dir}/{name}.{sha256}.manifest.json' } });
+    const { service, completion, completed } = build([p], 1);
+    const store = `folder:${ws.inbox}`;
+    copyFileSync(fixture('G31D.TIF'), path.join(ws.inbox, 'big.tif'));
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    service.handle(makeEvent('test', 'created', { store, key: 'big.tif', size: 1, mtimeMs: 1 })); // holds the only slot
+    service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1 }));
+    copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2 }));
+    await service.idle();
+    await waitFor('two completions', () => completed.length === 2);
+    expect(completed.map((e) => [e.subject, e.data.input.version])).toEqual([['big.tif', 'file:1:1'], ['a.jpg', 'file:2:2']]);
+    expect(completion.open).toBe(0); // the superseded job left its group rather than holding it open
+    const portrait = sha256(readFileSync(fixture('Portrait_1.jpg')));
+    expect(JSON.parse(readFileSync(path.join(ws.out, `a.${portrait}.manifest.json`), 'utf8')).data.input.sha256).toBe(portrait);
+  });
+
+  it('refuses to start when a pipeline notifies but MEDIAFLOW_NOTIFY_SECRET is unset', () => {
+    const p = ws.pipeline({ notify: { url: 'http://127.0.0.1:9/hook' } });
+    const service = new Service({ pipelines: [p], dataDir: ws.data });
+    cleanups.push(() => service.stop());
+    expect(() => new Completion(service, {})).toThrow(/MEDIAFLOW_NOTIFY_SECRET is not set, but "test"/);
+  });
+});

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+
+let dir: string;
+let ledger: SqliteLedger;
+const job = { pipeline: 'p', fingerprint: 'f', store: 'folder:/in', key: 'a.jpg', relKey: 'a.jpg', version: 'file:1:1' };
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'mf-ledger-'));
+  ledger = new SqliteLedger(dir);
+});
+afterEach(() => {
+  ledger.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('SqliteLedger', () => {
+  it('finds the same row for the same key version, a new one for a new version', () => {
+    const a = ledger.upsert(job);
+    const again = ledger.upsert(job);
+    const newer = ledger.upsert({ ...job, version: 'file:2:2' });
+    expect(a.created).toBe(true);
+    expect(again).toMatchObject({ created: false, job: { id: a.job.id } });
+    expect(newer.job.id).not.toBe(a.job.id);
+  });
+
+  it('moves through running, failed, done and counts attempts', () => {
+    const { job: j } = ledger.upsert(job);
+    expect(ledger.markRunning(j.id).attempts).toBe(1);
+    ledger.markFailed(j.id, 'boom', Date.now() + 1000);
+    expect(ledger.get(j.id)).toMatchObject({ state: 'failed', error: 'boom' });
+    expect(ledger.markRunning(j.id).attempts).toBe(2);
+    ledger.markHashed(j.id, 'sha');
+    ledger.markDone(j.id, [{ stepId: 's', key: 'a/s.jpg', store: 'folder:/out', size: 1, contentType: 'image/jpeg' }], false);
+    expect(ledger.get(j.id)).toMatchObject({ state: 'done', error: null, outputs: [{ key: 'a/s.jpg' }] });
+    expect(ledger.findRender('sha', 'f')?.id).toBe(j.id);
+    expect(ledger.findRender('sha', 'other')).toBeNull();
+  });
+
+  it('counts by state and replays dead letters', () => {
+    const a = ledger.upsert(job).job;
+    const b = ledger.upsert({ ...job, key: 'b.jpg' }).job;
+    ledger.markDead(a.id, 'corrupt');
+    ledger.markDone(b.id, [], true);
+    expect(ledger.counts()).toMatchObject({ dead: 1, done: 1, queued: 0, deduplicated: 1 });
+    expect(ledger.retryDead()).toBe(1);
+    expect(ledger.get(a.id)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(ledger.unfinished().map((j) => j.id)).toEqual([a.id]);
+  });
+
+  it('is shared with another connection (status while run works)', () => {
+    ledger.upsert(job);
+    const other = new SqliteLedger(dir);
+    expect(other.counts().queued).toBe(1);
+    other.close();
+  });
+});
