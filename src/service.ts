@@ -114,7 +114,12 @@ export class Service extends EventEmitter {
     this.emit('event', event);
     const jobs: Job[] = [];
     for (const { pipeline, relKey } of this.router.route(event)) {
-      if (event.type === 'removed') void this.removed(pipeline, event.data.key);
+      if (event.type === 'removed') {
+        // Runs on after handle() returns, possibly past stop() closing the ledger: never an unhandled rejection.
+        this.removed(pipeline, event.data.key).catch((err) => {
+          if (!this.stopping) this.logger.error({ err, pipeline: pipeline.name, key: event.data.key }, 'removing outputs failed');
+        });
+      }
       else jobs.push(this.intake(pipeline, event.data.store, event.data.key, relKey, versionOf(event.data), event.data.changedAtMs));
     }
     if (jobs.length) this.emit('routed', event, jobs);

@@ -192,7 +192,7 @@ export class Completion extends EventEmitter {
       await this.service.stores.byName(p.manifest.store).write(p.manifest.key, Buffer.from(body), {
         contentType: 'application/json',
         // Tagged like every output, so a bucket source never takes the manifest as an input.
-        metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': p.pipeline, 'mediaflow-source-key': encodeURIComponent(completion.subject) },
+        metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': p.pipeline, 'mediaflow-source-key': completion.subject },
       }).catch((err) => log.error({ err, pipeline: p.pipeline, manifest: p.manifest!.key }, 'could not write manifest'));
     }
     log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');

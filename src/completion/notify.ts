@@ -64,6 +64,7 @@ export async function deliver(d: Delivery, hooks: DeliveryHooks): Promise<boolea
     let error: string;
     try {
       const res = await fetch(d.url, {
+        // No redirects: a signed event goes to the configured URL or nowhere.
         method: 'POST', headers, body: d.body, redirect: 'error',
         signal: AbortSignal.timeout(hooks.timeoutMs ?? 10_000),
       });

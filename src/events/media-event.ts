@@ -47,6 +47,7 @@ export function makeEvent(
  * objects, size+mtime for files. Used to skip already-done work on catch-up.
  */
 export function versionOf(data: MediaEvent['data']): string {
-  if (data.etag) return `etag:${data.etag}`;
+  // Listings quote ETags, listen records do not: one version must have one name.
+  if (data.etag) return `etag:${data.etag.replace(/"/g, '')}`;
   return `file:${data.size ?? '?'}:${data.mtimeMs ?? '?'}`;
 }

@@ -37,6 +37,14 @@ export class JobQueue {
   private readonly slots = new Map<string, KeySlot>();
   private readonly jobs = new Set<number>();
   private roomWaiters: (() => void)[] = [];
+  /**
+   * Room handed out by waitForRoom whose add() has not happened yet: a caller
+   * adds its item a few microtasks after it is let through, so without this
+   * count one free slot would let every waiting source through at once.
+   * Reset once those callers have run (next check phase).
+   */
+  private granted = 0;
+  private grantReset: NodeJS.Immediate | null = null;
   private stopped = false;
 
   constructor(private readonly options: JobQueueOptions) {
@@ -61,8 +69,25 @@ export class JobQueue {
 
   /** Resolves when the queue is below its high-water mark (immediately if it is). */
   waitForRoom(): Promise<void> {
-    if (this.stopped || this.jobs.size < this.options.highWaterMark) return Promise.resolve();
+    if (this.stopped) return Promise.resolve();
+    if (this.roomWaiters.length === 0 && this.hasRoom()) {
+      this.grant();
+      return Promise.resolve();
+    }
     return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private hasRoom(): boolean {
+    return this.jobs.size + this.granted < this.options.highWaterMark;
+  }
+
+  private grant(): void {
+    this.granted++;
+    this.grantReset ??= setImmediate(() => {
+      this.grantReset = null;
+      this.granted = 0; // taken up by add(), or not needed after all (a duplicate, an event no pipeline wants)
+      this.releaseRoom();
+    });
   }
 
   /** Returns false when the item was not taken (stopping, or this job is already queued). */
@@ -120,7 +145,8 @@ export class JobQueue {
   }
 
   private releaseRoom(): void {
-    while (this.roomWaiters.length && (this.stopped || this.jobs.size < this.options.highWaterMark)) {
+    while (this.roomWaiters.length && (this.stopped || this.hasRoom())) {
+      if (!this.stopped) this.grant();
       this.roomWaiters.shift()!();
     }
   }

@@ -31,7 +31,7 @@ function outputMetadata(job: Job, sha256: string): Record<string, string> {
   return {
     'mediaflow-output': '1',
     'mediaflow-pipeline': job.pipeline,
-    'mediaflow-source-key': encodeURIComponent(job.key),
+    'mediaflow-source-key': job.key,
     'mediaflow-source-sha256': sha256,
   };
 }

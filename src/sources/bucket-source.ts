@@ -11,7 +11,7 @@ import type { Source } from './source.js';
 export interface BucketSourceOptions {
   client: Minio.Client;
   bucket: string;
-  /** How often to list the bucket to catch events the listen API dropped. */
+  /** How often to list the bucket to catch events the listen API dropped (0: only at start and after reconnects). */
   reconcileIntervalMs?: number;
   logger: Logger;
   /** Objects this returns true for are never emitted (default: `mediaflow-output` metadata present). */
@@ -82,7 +82,8 @@ export class BucketSource implements Source {
     // Listen first, then list: an upload between the two is seen at least once.
     this.listen();
     await this.reconcile();
-    this.reconcileTimer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs ?? 60_000);
+    const every = this.options.reconcileIntervalMs ?? 60_000; // 0: only at start and after reconnects
+    if (every > 0) this.reconcileTimer = setInterval(() => void this.reconcile(), every);
   }
 
   async stop(): Promise<void> {

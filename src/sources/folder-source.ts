@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'chokidar';
+import type { Stats } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
@@ -22,6 +23,9 @@ export function isTempName(name: string): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** chokidar drops a 'change' that comes within 50 ms of the previous one (its _throttle), with no trailing event. */
+const CHANGE_THROTTLE_MS = 60;
 
 /**
  * Watches a folder with chokidar and turns finished files into events.
@@ -139,10 +143,25 @@ export class FolderSource implements Source {
       await this.emit!(makeEvent(this.name, 'created', {
         store: this.name, key: this.keyOf(file), size: st.size, mtimeMs: st.mtimeMs, changedAtMs: st.mtimeMs,
       }));
+      this.recheckLater(file, st);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // gone before it settled
       this.options.logger.error({ err, source: this.name, file }, 'could not read file');
     }
+  }
+
+  /**
+   * Looks at an emitted file once more after chokidar's throttle window: a
+   * write it swallowed (the end of a burst) would otherwise leave the last
+   * version of the file unprocessed until the next catch-up.
+   */
+  private recheckLater(file: string, emitted: Stats): void {
+    setTimeout(() => {
+      if (this.stopped || this.settling.has(file)) return;
+      stat(file).then((now) => {
+        if (now.size !== emitted.size || now.mtimeMs !== emitted.mtimeMs) this.settle(file);
+      }, () => {}); // gone: the watcher reports the unlink
+    }, CHANGE_THROTTLE_MS).unref();
   }
 
   private async insideRoot(file: string): Promise<boolean> {

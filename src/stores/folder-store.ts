@@ -11,6 +11,22 @@ export function tempNameFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file).slice(0, 200)}.${randomBytes(6).toString('hex')}.mediaflow-tmp`);
 }
 
+/**
+ * mkdir -p that fails with the real reason: Node's recursive mkdir reports
+ * ENOENT whatever stopped it (a read-only or full disk, no permission), so on
+ * ENOENT the levels are made one at a time, and the first refusal is thrown.
+ */
+async function makeDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const parent = path.dirname(dir);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) throw err;
+    await makeDir(parent);
+    await mkdir(dir).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+  }
+}
+
 function toKey(root: string, file: string): string {
   return path.relative(root, file).split(path.sep).join('/');
 }
@@ -57,7 +73,7 @@ export class FolderStore implements Store {
   /** Temp file + rename in the same folder: readers never see a half-written output. */
   async write(key: string, data: Buffer): Promise<void> {
     const file = this.pathOf(key);
-    await mkdir(path.dirname(file), { recursive: true });
+    await makeDir(path.dirname(file));
     const tmp = tempNameFor(file);
     try {
       await writeFile(tmp, data);

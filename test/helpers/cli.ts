@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/mediaflow.js');
 
 export function mediaflow(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, MEDIAFLOW_LOG_LEVEL: 'warn', ...env } });
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, MEDIAFLOW_LOG_LEVEL: 'warn', MEDIAFLOW_PORT: '0', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function spawnMediaflow(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, MEDIAFLOW_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, MEDIAFLOW_LOG_LEVEL: 'info', MEDIAFLOW_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => { out += String(d); });
   child.stderr!.on('data', (d) => { out += String(d); });

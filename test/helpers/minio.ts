@@ -78,7 +78,7 @@ export async function startMinio(opts: { env?: Record<string, string> } = {}): P
   let proc: ChildProcess | null = null;
   const launch = async (apiPort: number) => {
     const consolePort = await freePort();
-    proc = await spawnMinio(['server', dataDir, '--address', `127.0.0.1:${apiPort}`, '--console-address', `127.0.0.1:${consolePort}`], env, apiPort);
+    proc = await spawnMinio(['server', dataDir, '--address', `127.0.0.1:${apiPort}`, '--console-address', `127.0.0.1:${consolePort}`], env, apiPort, dataDir);
   };
   // A free port can be taken by someone else before MinIO binds it: try again with new ones.
   for (let attempt = 1; ; attempt++) {
@@ -87,7 +87,7 @@ export async function startMinio(opts: { env?: Record<string, string> } = {}): P
       await launch(port);
       break;
     } catch (err) {
-      if (attempt >= 3 || !/address already in use/i.test(String(err))) {
+      if (attempt >= 3 || !/already in use/i.test(String(err))) {
         await rm(dataDir, { recursive: true, force: true });
         throw err;
       }
@@ -127,16 +127,18 @@ function externalServer(): MinioServer {
   };
 }
 
-async function spawnMinio(args: string[], env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
+async function spawnMinio(args: string[], env: NodeJS.ProcessEnv, port: number, dataDir: string): Promise<ChildProcess> {
   const child = spawn(MINIO_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => { output = (output + b.toString()).slice(-8000); };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  // Never leave a server behind when the test process ends abruptly.
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.removeListener('exit', reap));
+  // Never leave a server behind: a vitest worker ended by SIGTERM runs no 'exit'
+  // handler, so a detached watchdog kills the server (and removes its data dir)
+  // once this process is gone. It ends by itself when the server exits first.
+  spawn('sh', ['-c', 'while kill -0 "$1" && kill -0 "$2"; do sleep 1; done 2>/dev/null; ' +
+    'kill -0 "$1" 2>/dev/null || { kill -9 "$2"; rm -rf "$3"; } 2>/dev/null', 'minio-watchdog',
+  String(process.pid), String(child.pid), dataDir], { stdio: 'ignore', detached: true }).unref();
 
   const deadline = Date.now() + 60_000;
   for (;;) {

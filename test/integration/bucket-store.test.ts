@@ -31,8 +31,11 @@ describeMinio('BucketStore (real MinIO)', () => {
 
   afterAll(async () => {
     if (!server) return;
-    await removeBucket(server.client, bucket);
-    await server.stop();
+    try {
+      await removeBucket(server.client, bucket);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('names itself after the bucket and prefix', () => {

@@ -22,7 +22,7 @@ let registry: Metrics['registry'];
 
 function setup(pipelines: LoadedPipeline[] = [ws.pipeline({})]): void {
   service = new Service({ pipelines, dataDir: ws.data, concurrency: 2, pollMs: 50 });
-  const m = new Metrics(service, { defaultMetrics: false });
+  const m = new Metrics(service); // with Node's process metrics: the whole exposition must parse
   registry = m.registry;
   app = buildHttpServer(service, { token: TOKEN, bodyLimit: 4096, metrics: m });
 }
@@ -46,34 +46,24 @@ function record(bucket: string, escapedKey: string, extra: Record<string, unknow
 }
 
 /**
- * A strict reader of the Prometheus text format (0.0.4): every sample must
- * belong to a family declared by # TYPE, labels must be well formed, values
- * numbers. Returns samples keyed `name{a="x",b="y"}` (labels sorted).
+ * A strict reader of the Prometheus text format (0.0.4): every sample belongs
+ * to a family declared by # TYPE, labels are well formed, values are numbers.
+ * Returns samples keyed `name{a="x",b="y"}` (labels sorted).
  */
 function parsePrometheus(text: string): Map<string, number> {
-  const types = new Map<string, string>();
+  const families = new Map<string, string[]>();
   const samples = new Map<string, number>();
-  const suffixes: Record<string, string[]> = { histogram: ['_bucket', '_sum', '_count'], summary: ['', '_sum', '_count'], counter: [''], gauge: [''], untyped: [''] };
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('# HELP ')) continue;
-    const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
-    if (type) { types.set(type[1]!, type[2]!); continue; }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: -?\d+)?$/.exec(line);
+  for (const line of text.split('\n').filter((l) => l && !l.startsWith('# HELP '))) {
+    const type = /^# TYPE ([a-zA-Z_:][\w:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (type) { families.set(type[1]!, type[2] === 'histogram' ? ['_bucket', '_sum', '_count'] : ['', '_sum', '_count']); continue; }
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{((?:[a-zA-Z_]\w*="(?:[^"\\]|\\.)*",?)*)\})? (\S+)(?: -?\d+)?$/.exec(line);
     if (!m) throw new Error(`not a Prometheus text line: ${JSON.stringify(line)}`);
     const [, name, rawLabels = '', value] = m;
-    const family = [...types.keys()].find((f) => (suffixes[types.get(f)!] ?? ['']).some((s) => name === f + s));
-    if (!family) throw new Error(`sample ${name} has no # TYPE`);
-    const labels: string[] = [];
-    const labelRe = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/y;
-    for (let at = 0; at < rawLabels.length;) {
-      labelRe.lastIndex = at;
-      const l = labelRe.exec(rawLabels);
-      if (!l) throw new Error(`bad labels in ${JSON.stringify(line)}`);
-      labels.push(`${l[1]}="${l[2]}"`);
-      at = labelRe.lastIndex;
-    }
-    const v = value === '+Inf' ? Infinity : value === '-Inf' ? -Infinity : Number(value);
-    if (Number.isNaN(v) && value !== 'NaN') throw new Error(`bad value in ${JSON.stringify(line)}`);
+    if (![...families].some(([f, suffixes]) => suffixes.some((s) => name === f + s))) throw new Error(`sample ${name} has no # TYPE`);
+    // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes "Nan").
+    const v = /^[+-]?inf$/i.test(value!) ? Number(value!.replace(/inf/i, 'Infinity')) : Number(value);
+    if (Number.isNaN(v) && !/^nan$/i.test(value!)) throw new Error(`bad value in ${JSON.stringify(line)}`);
+    const labels = [...rawLabels.matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}="${l[2]}"`);
     samples.set(`${name}{${labels.sort().join(',')}}`, v);
   }
   return samples;

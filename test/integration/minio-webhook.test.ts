@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import * as Minio from 'minio';
 import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Completion } from '../../src/completion/completion.js';
 import type { MediaEvent } from '../../src/events/media-event.js';
 import { buildHttpServer } from '../../src/http/server.js';
 import { Metrics } from '../../src/metrics.js';
@@ -23,6 +24,7 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
   let ws: ReturnType<typeof workspace>;
   let server: MinioServer;
   let service: Service;
+  let completion: Completion;
   let app: FastifyInstance;
   let url: string;
   const bucket = uniqueBucket('webhook');
@@ -38,10 +40,12 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
       name: 'uploads',
       source: { type: 'bucket', bucket, exclude: ['derived/**'] },
       output: { type: 'bucket', bucket, prefix: 'derived/' },
+      manifest: {},
     });
     // Not started: only the webhook feeds this service (no listen-API source, no catch-up listing).
     service = new Service({ pipelines: [pipeline], dataDir: ws.data, concurrency: 2, env });
     service.on('event', (e: MediaEvent) => events.push(e));
+    completion = new Completion(service);
     app = buildHttpServer(service, { token: TOKEN, metrics: new Metrics(service, { defaultMetrics: false }) });
     app.addHook('onSend', async (req, reply, payload) => {
       let body;
@@ -76,6 +80,7 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
   afterAll(async () => {
     await app?.close();
     await service?.stop();
+    await completion?.close();
     if (server) {
       for (const name of [bucket, refused]) await removeBucket(server.client, name).catch(() => {});
       await server.stop();
@@ -94,6 +99,16 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
     const meta = await sharp(Buffer.concat(chunks)).metadata();
     expect(meta.width).toBe(64);
     expect(meta.height! > meta.width!).toBe(true);
+
+    // The manifest lands next to the outputs, tagged like them.
+    const manifest = await waitFor('manifest', async () => {
+      const body: Buffer[] = [];
+      for await (const c of await server.client.getObject(bucket, 'derived/trip 1/a+b 100% été/manifest.json')) body.push(c as Buffer);
+      return JSON.parse(Buffer.concat(body).toString('utf8'));
+    });
+    expect(manifest.data).toMatchObject({ state: 'done', input: { key: KEY, store: `bucket:${bucket}` } });
+    expect(manifest.data.pipelines[0].outputs[0]).toMatchObject({ key: 'trip 1/a+b 100% été/thumb.png', store: `bucket:${bucket}/derived` });
+    expect((await server.client.statObject(bucket, 'derived/trip 1/a+b 100% été/manifest.json')).metaData).toMatchObject({ 'mediaflow-output': '1' });
 
     expect(events.filter((e) => e.type === 'created').map((e) => e.data.key)).toEqual([KEY]);
     expect(events[0]).toMatchObject({ source: `http:bucket:${bucket}`, data: { store: `bucket:${bucket}`, size: fixtureBytes('Portrait_1.jpg').length } });

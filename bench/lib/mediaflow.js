@@ -1,0 +1,118 @@
+// Runs mediaflow as a user does: `node bin/mediaflow.js run` as a child
+// process, with a bench pipeline file, its own data folder and a free port.
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT, spawnChild, waitForLine } from './common.js';
+
+const BIN = path.join(ROOT, 'bin/mediaflow.js');
+
+/** sharp's own benchmark work: resize to 720x588, JPEG quality 80 (fit inside: the input is 2725x2225, same aspect). */
+export const THUMB_STEP = { id: 'thumb', use: 'thumbnail', width: 720, height: 588, fit: 'inside', format: 'jpeg', quality: 80 };
+
+/** Writes DIR/NAME.json and returns its path. */
+export async function writePipeline(dir, pipeline) {
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${pipeline.name}.json`);
+  await writeFile(file, `${JSON.stringify({ version: 1, ...pipeline }, null, 2)}\n`);
+  return file;
+}
+
+export function folderPipeline({ name = 'bench', inbox, out, stableMs, steps = [THUMB_STEP], key = '{name}.{ext}', extra = {} }) {
+  return {
+    name,
+    source: { type: 'folder', path: inbox, include: ['**/*.jpg'], ...(stableMs !== undefined && { stableMs }) },
+    steps,
+    output: { type: 'folder', path: out, key },
+    ...extra,
+  };
+}
+
+const parse = (line) => {
+  if (!line.startsWith('{')) return null;
+  try { return JSON.parse(line); } catch { return null; }
+};
+
+/**
+ * Starts `mediaflow run` and resolves once it logs "mediaflow running"
+ * (with waitReady false: at once, with `ready` to await later). onLog(record)
+ * sees every JSON log line. The handle carries the HTTP url (for /metrics).
+ */
+export async function startMediaflow({ pipelines, data, env = {}, args = [], onLog, readyTimeoutMs = 600_000, waitReady = true }) {
+  const spawnedAt = Date.now();
+  const proc = spawnChild(process.execPath, [BIN, 'run', '--pipelines', pipelines, '--data', data, '--port', '0', ...args], {
+    env: { MEDIAFLOW_LOG_LEVEL: 'info', ...env },
+    onLine: onLog ? (line) => { const r = parse(line); if (r) onLog(r); } : undefined,
+  });
+  const urlP = waitForLine(proc, (line) => parse(line)?.msg === 'http listening' && parse(line).url, readyTimeoutMs, '"http listening" log line');
+  const runningP = waitForLine(proc, (line) => parse(line)?.msg === 'mediaflow running', readyTimeoutMs, '"mediaflow running" log line');
+  const ready = Promise.all([urlP, runningP]).then(([url]) => {
+    proc.url = url;
+    proc.startupMs = Date.now() - spawnedAt;
+    return proc;
+  });
+  ready.catch(() => {});
+  Object.assign(proc, { spawnedAt, ready });
+  return waitReady ? ready : proc;
+}
+
+/** Counter values from /metrics, e.g. steps rendered and dedup hits. */
+export async function metrics(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sum = (name, labels = '') => text.split('\n')
+    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
+    .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return {
+    /** sharp work actually done: one per step rendered (dedup copies are not counted). */
+    stepsRendered: sum('mediaflow_step_duration_seconds_count'),
+    dedupHits: sum('mediaflow_dedup_hits_total'),
+    jobsDone: sum('mediaflow_jobs_total', 'state="done"'),
+  };
+}
+
+/** `mediaflow status --json --data DIR`, parsed. */
+export async function status(data) {
+  const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'status', '--json', '--data', data], { cwd: ROOT });
+  return JSON.parse(stdout);
+}
+
+/**
+ * Reads progress straight from the ledger (SQLite, WAL: a second reader is
+ * fine while `run` writes): jobs by state and when the first and last job
+ * was marked done (right after its outputs were written), in ms since epoch.
+ */
+export async function openLedgerReader(data, timeoutMs = 60_000) {
+  const { default: Database } = await import('better-sqlite3');
+  const file = path.join(data, 'ledger.sqlite');
+  const deadline = Date.now() + timeoutMs;
+  let db;
+  for (;;) {
+    try {
+      db = new Database(file, { readonly: true, fileMustExist: true });
+      db.pragma('busy_timeout = 5000');
+      db.prepare('SELECT 1 FROM jobs LIMIT 1').get();
+      break;
+    } catch (err) {
+      db?.close();
+      if (Date.now() > deadline) throw new Error(`cannot read ledger ${file}: ${err.message}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const progressQ = db.prepare(`SELECT
+      SUM(state = 'done') AS done, SUM(state = 'dead') AS dead, COUNT(*) AS total,
+      SUM(state = 'done' AND deduplicated = 1) AS deduplicated,
+      MIN(CASE WHEN state = 'done' THEN updated_at END) AS firstDoneAt,
+      MAX(CASE WHEN state = 'done' THEN updated_at END) AS lastDoneAt
+    FROM jobs`);
+  const jobQ = db.prepare('SELECT state, updated_at AS updatedAt, deduplicated FROM jobs WHERE key = ? ORDER BY id DESC LIMIT 1');
+  return {
+    /** The newest job for a source key: { state, updatedAt, deduplicated } or undefined. */
+    job(key) { return jobQ.get(key); },
+    progress() {
+      const r = progressQ.get();
+      return { done: r.done ?? 0, dead: r.dead ?? 0, total: r.total ?? 0, deduplicated: r.deduplicated ?? 0, firstDoneAt: r.firstDoneAt, lastDoneAt: r.lastDoneAt };
+    },
+    close() { db.close(); },
+  };
+}

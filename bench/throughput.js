@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Throughput, as ratios to the bare limit, in one run:
+//   (a) a bare sharp loop at the best concurrency for this machine (swept first)
+//   (b) mediaflow end to end, folder in -> folder out (`mediaflow run` as a child)
+//   (c) a naive chokidar + sharp script
+//   (d) inotifywait + vipsthumbnail (Debian's inotify-tools, libvips-tools; installed when missing)
+// over the same BENCH_N unique copies of fixtures/2569067123_aca715a2ee_o.jpg,
+// resized to 720x588, JPEG q80. Contenders run interleaved, BENCH_REPEAT
+// times (order rotated each round); the table shows medians and the median
+// of each round's ratio to that round's (a).
+//
+//   BENCH_N=2000 BENCH_REPEAT=3 BENCH_SWEEP_N=300 node bench/throughput.js
+//   BENCH_CONTENDERS=sharp,mediaflow   (subset)
+import { buildOnce, ensureDebian, envInt, load, median, printTable, removeDir, round, saveResult, tempDir } from './lib/common.js';
+import { runChokidar, runInotify, runMediaflow, runSharpLoop } from './lib/contenders.js';
+import { writeCopies } from './lib/inputs.js';
+import path from 'node:path';
+
+const N = envInt('BENCH_N', 2000);
+const REPEAT = envInt('BENCH_REPEAT', 3);
+const SWEEP_N = Math.min(N, envInt('BENCH_SWEEP_N', 300));
+const wanted = new Set((process.env.BENCH_CONTENDERS ?? 'sharp,mediaflow,chokidar,inotify').split(','));
+
+buildOnce();
+const skipped = {};
+if (wanted.has('inotify')) {
+  const why = ensureDebian({ inotifywait: 'inotify-tools', vipsthumbnail: 'libvips-tools' });
+  if (why) { skipped.inotify = why; wanted.delete('inotify'); console.log(`(d) skipped: ${why}`); }
+}
+
+const root = await tempDir('throughput');
+const stage = path.join(root, 'stage');
+console.log(`writing ${N} unique copies of the bench image ...`);
+const names = await writeCopies(stage, N);
+
+// (a): find the best concurrency on a slice of the inputs.
+const sweepStage = path.join(root, 'sweep');
+const sweepNames = await writeCopies(sweepStage, SWEEP_N, { tag: 'sweep' });
+const configs = [
+  { parallel: 1 }, { parallel: 2 }, { parallel: 3 }, { parallel: 4 },
+  { parallel: 2, input: 'path' },
+  // Without MALLOC_ARENA_MAX sharp uses one libvips thread per image on glibc; with it, one per core.
+  { parallel: 1, env: { MALLOC_ARENA_MAX: '2' } }, { parallel: 2, env: { MALLOC_ARENA_MAX: '2' } },
+];
+const sweep = [];
+if (wanted.has('sharp')) {
+  console.log(`\n(a) sweep: ${configs.length} configurations x ${SWEEP_N} images`);
+  for (const c of configs) {
+    const r = await runSharpLoop(sweepStage, sweepNames, c);
+    sweep.push(r);
+    console.log(`  ${JSON.stringify(r.config)}: ${round(r.imagesPerSecond)} img/s (load ${r.loadBefore[0]})`);
+  }
+}
+const best = sweep.length ? sweep.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a)).config : null;
+if (best) console.log(`  best: ${JSON.stringify(best)}`);
+const bestOptions = best && { parallel: best.parallel, input: best.input, env: best.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: best.MALLOC_ARENA_MAX } : {} };
+await removeDir(sweepStage);
+
+const contenders = [
+  ['sharp', '(a) bare sharp loop', () => runSharpLoop(stage, names, bestOptions)],
+  ['mediaflow', '(b) mediaflow run', () => runMediaflow(stage, names)],
+  ['chokidar', '(c) chokidar + sharp', () => runChokidar(stage, names)],
+  ['inotify', '(d) inotifywait + vipsthumbnail', () => runInotify(stage, names)],
+].filter(([id]) => wanted.has(id));
+
+const rounds = [];
+for (let r = 0; r < REPEAT; r++) {
+  const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+  const round_ = {};
+  for (const [id, label, run] of order) {
+    process.stdout.write(`round ${r + 1}/${REPEAT} ${label} ... `);
+    const res = await run();
+    round_[id] = res;
+    console.log(`${round(res.imagesPerSecond)} img/s in ${round(res.seconds)} s (load ${res.loadBefore.join(' ')} -> ${res.loadAfter[0]})`);
+  }
+  rounds.push(round_);
+}
+await removeDir(root);
+
+const rows = [];
+const summary = {};
+for (const [id, label] of contenders) {
+  const rates = rounds.map((r) => r[id].imagesPerSecond);
+  const ratios = rounds.filter((r) => r.sharp).map((r) => r[id].imagesPerSecond / r.sharp.imagesPerSecond);
+  summary[id] = {
+    label, imagesPerSecond: median(rates), best: Math.max(...rates), ratioToBare: ratios.length ? median(ratios) : null,
+    peakRssMb: median(rounds.map((r) => r[id].peakRssMb ?? NaN)), cpuSecondsPerImage: median(rounds.map((r) => (r[id].cpuSeconds ?? NaN) / N)),
+  };
+  const s = summary[id];
+  rows.push([label, round(s.imagesPerSecond), round(s.best), s.ratioToBare === null ? '-' : round(s.ratioToBare, 2),
+    Number.isFinite(s.peakRssMb) ? round(s.peakRssMb) : '-', Number.isFinite(s.cpuSecondsPerImage) ? round(s.cpuSecondsPerImage * 1000, 1) : '-']);
+}
+printTable(`Throughput: ${N} unique copies, 2725x2225 -> 720x588 JPEG q80, median of ${REPEAT} interleaved rounds (load now ${load().join(' ')})`,
+  ['contender', 'img/s', 'best', 'x (a)', 'peak RSS MB', 'CPU ms/img'], rows);
+if (best) console.log(`(a) runs ${JSON.stringify(best)}, the best of the sweep`);
+for (const [id, why] of Object.entries(skipped)) console.log(`${id} skipped: ${why}`);
+
+await saveResult('throughput', { n: N, repeat: REPEAT, sweepN: SWEEP_N, sweep, best, rounds, summary, skipped, loadAtEnd: load() });

@@ -1,0 +1,2 @@
+import { writeCopies } from '../lib/inputs.js';
+await writeCopies(process.argv[2], Number(process.argv[3]));
