@@ -199,12 +199,16 @@ export class Service extends EventEmitter {
     log.info('job started');
     this.emit('started', job, p);
     const started = performance.now();
+    const stepMs: Record<string, number> = {};
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
     const work = renderJob(job, p, {
       ledger: this.ledger, source: this.stores.byName(job.store), output: this.stores.outputFor(p),
       tmpDir: path.join(this.o.dataDir, 'tmp'), logger: log,
-      onStep: (pipeline, stepId, seconds) => this.emit('step', pipeline, stepId, seconds),
+      onStep: (pipeline, stepId, seconds) => {
+        stepMs[stepId] = Math.round(seconds * 1000);
+        this.emit('step', pipeline, stepId, seconds);
+      },
     }, controller.signal);
     // Wait for the work itself even after a timeout: its slot is only free when it really stops.
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
@@ -212,7 +216,7 @@ export class Service extends EventEmitter {
       const result = await Promise.race([work, aborted]);
       this.ledger.markDone(job.id, result.outputs, result.deduplicated);
       const seconds = (performance.now() - started) / 1000;
-      log.info({ duration: Math.round(seconds * 1000), deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
+      log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
       this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
     } catch (err) {
       this.failed(job, p, err, log, (performance.now() - started) / 1000);
@@ -224,6 +228,7 @@ export class Service extends EventEmitter {
 
   private failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): void {
     const message = err instanceof Error ? err.message : String(err);
+    const step = (err as { step?: string } | null)?.step;
     const last = job.attempts >= p.retry.attempts;
     if (isPermanent(err) || last || this.stopping) {
       if (this.stopping && !isPermanent(err) && !last) {
@@ -232,13 +237,13 @@ export class Service extends EventEmitter {
         return;
       }
       this.ledger.markDead(job.id, message);
-      log.error({ err: message, attempts: job.attempts }, 'job dead');
+      log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
       this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
       return;
     }
     const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
     this.ledger.markFailed(job.id, message, Date.now() + delay);
-    log.warn({ err: message, attempts: job.attempts, retryInMs: delay }, 'job failed, will retry');
+    log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
     this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
     const t = setTimeout(() => {
       this.retryTimers.delete(t);

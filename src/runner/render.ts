@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Job, OutputRecord } from '../ledger/ledger.js';
 import type { SqliteLedger } from '../ledger/sqlite-ledger.js';
 import type { Logger } from '../log.js';
@@ -68,13 +69,17 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
     const outputs: OutputRecord[] = [];
     for (const step of p.steps) {
       const started = performance.now();
-      const artefact = await stepTypeOf(step.use).run(input, step as never, ctx);
+      const artefact = await stepTypeOf(step.use).run(input, step as never, ctx).catch((err: unknown) => {
+        // Which step failed goes into the job's failure log line.
+        if (err && typeof err === 'object') Object.assign(err, { step: step.id });
+        throw err;
+      });
       const key = keyFor(step.id, artefact.ext);
       signal.throwIfAborted();
       await d.output.write(key, artefact.data, { contentType: artefact.contentType, metadata: outputMetadata(job, input.sha256) });
       d.onStep?.(p.name, step.id, (performance.now() - started) / 1000);
       outputs.push({
-        stepId: step.id, key, store: d.output.name, size: artefact.data.length,
+        stepId: step.id, key, store: d.output.name, size: artefact.data.length, sha256: sha256Of(artefact.data),
         contentType: artefact.contentType, width: artefact.width, height: artefact.height,
       });
     }
@@ -84,22 +89,28 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
   }
 }
 
-/** Same content, same steps: the outputs are already made; put them under this key's names. */
+const sha256Of = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Same content, same steps: the outputs are already made; put them under this
+ * key's names. Only while they still hold what that render wrote (checked by
+ * checksum): a later version of the same key, or another input under the same
+ * names, may have overwritten them since, and then this renders again.
+ */
 async function copyOutputs(
   earlier: Job, job: Job, keyFor: (id: string, ext: string) => string, d: RenderDeps, sha256: string,
 ): Promise<OutputRecord[] | null> {
   const outputs: OutputRecord[] = [];
   for (const o of earlier.outputs) {
-    if (o.store !== d.output.name) return null;
+    if (o.store !== d.output.name || !o.sha256) return null;
     const ext = o.key.slice(o.key.lastIndexOf('.') + 1);
     const key = keyFor(o.stepId, ext);
-    if (key !== o.key) {
-      const chunks: Buffer[] = [];
-      for await (const c of await d.output.read(o.key)) chunks.push(c as Buffer);
-      await d.output.write(key, Buffer.concat(chunks), { contentType: o.contentType, metadata: outputMetadata(job, sha256) });
-    } else if (!(await d.output.stat(key))) {
-      return null; // removed since: render again
-    }
+    if (!(await d.output.stat(o.key))) return null; // removed since: render again
+    const chunks: Buffer[] = [];
+    for await (const c of await d.output.read(o.key)) chunks.push(c as Buffer);
+    const data = Buffer.concat(chunks);
+    if (sha256Of(data) !== o.sha256) return null; // overwritten since: render again
+    if (key !== o.key) await d.output.write(key, data, { contentType: o.contentType, metadata: outputMetadata(job, sha256) });
     outputs.push({ ...o, key });
   }
   return outputs;
