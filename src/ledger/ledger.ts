@@ -15,6 +15,8 @@ export interface OutputRecord {
   /** Store the output was written to (Store.name). */
   store: string;
   size: number;
+  /** sha256 of the bytes written, so a later job reuses them only while the output still holds them. */
+  sha256?: string;
   contentType: string;
   width?: number;
   height?: number;

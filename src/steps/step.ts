@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { MediaflowError } from '../errors.js';
 
 /** The input as fetched once by the runner: hashed, and held in memory or spooled to a temp file. */
 export interface StepInput {
@@ -56,5 +57,7 @@ export class PermanentError extends Error {
 }
 
 export function isPermanent(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { permanent?: boolean }).permanent === true;
+  if (typeof err !== 'object' || err === null) return false;
+  // A key refused for leaving its root (E_KEY) is refused the same way on every attempt.
+  return (err as { permanent?: boolean }).permanent === true || (err instanceof MediaflowError && err.code === 'E_KEY');
 }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type * as Minio from 'minio';
+import { MediaflowError } from '../errors.js';
 import type { Store, StoreEntry, WriteOptions } from './store.js';
 
 const META_PREFIX = 'x-amz-meta-';
@@ -31,13 +32,17 @@ export class BucketStore implements Store {
 
   /** The full object key for a store key. */
   objectKey(key: string): string {
-    if (!key || key.startsWith('/')) throw new Error(`${this.name}: invalid key ${JSON.stringify(key)}`);
+    if (!key || key.startsWith('/')) throw new MediaflowError('E_KEY', `${this.name}: invalid key ${JSON.stringify(key)}`);
+    // MinIO refuses these names too (it counts "\\" as "/"), but a HEAD says so without a reason: refuse them here, clearly.
+    if (key.includes('\0') || key.split(/[\\/]/).some((s) => s === '.' || s === '..')) {
+      throw new MediaflowError('E_KEY', `${this.name}: ${JSON.stringify(key)} is not a valid object key (a "." or ".." segment, or NUL)`);
+    }
     return this.root + key;
   }
 
   /** Streams the object; the body is never buffered here. */
   async read(key: string): Promise<Readable> {
-    return this.client.getObject(this.bucket, this.objectKey(key));
+    return this.client.getObject(this.bucket, this.objectKey(key)).catch((err: unknown) => { throw invalidName(err, this.name, key); });
   }
 
   /** One PUT (S3 PUTs are atomic: readers see the old or the new object). */
@@ -61,7 +66,7 @@ export class BucketStore implements Store {
       stat = await this.client.statObject(this.bucket, this.objectKey(key));
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw err;
+      throw invalidName(err, this.name, key);
     }
     const raw = stat.metaData as Record<string, string | undefined>;
     return {
@@ -95,6 +100,19 @@ export class BucketStore implements Store {
       if (!isNotFound(err)) throw err;
     }
   }
+}
+
+/**
+ * A key no object can have (MinIO refuses "." and ".." segments, NUL, "//";
+ * the client refuses some names itself) gets the same answer every time:
+ * E_KEY, so a job naming one is refused at once instead of retried.
+ */
+function invalidName(err: unknown, store: string, key: string): unknown {
+  const e = err as { code?: string; name?: string; message?: string } | null;
+  if (e?.code === 'XMinioInvalidObjectName' || e?.code === 'XMinioInvalidResourceName' || e?.name === 'InvalidObjectNameError') {
+    return new MediaflowError('E_KEY', `${store}: ${JSON.stringify(key)} is not a valid object key (${e.message ?? e.code})`);
+  }
+  return err;
 }
 
 /** S3 answers 404 to HEAD without a body (code NotFound) and NoSuchKey otherwise. */

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, opendir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, opendir, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { MediaflowError } from '../errors.js';
 import { resolveInside } from '../pipeline/key-template.js';
 import type { Store, StoreEntry } from './store.js';
 
@@ -59,8 +60,22 @@ export class FolderStore implements Store {
     return resolveInside(this.root, key);
   }
 
+  /**
+   * The file a key names, after following symbolic links: a key inside the
+   * root that leads out of it through a link (`link.jpg -> /etc/...`, a
+   * linked folder) is refused, so no job request or listing reads past the root.
+   */
+  private async realFileOf(key: string): Promise<string> {
+    const [file, root] = await Promise.all([realpath(this.pathOf(key)), realpath(this.root)]);
+    const rel = path.relative(root, file);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+      throw new MediaflowError('E_KEY', `key ${JSON.stringify(key)} leads outside ${this.root} through a symbolic link: not followed`);
+    }
+    return file;
+  }
+
   async read(key: string): Promise<Readable> {
-    const file = this.pathOf(key);
+    const file = await this.realFileOf(key);
     const stream = createReadStream(file);
     // Surface ENOENT/EACCES here rather than on the first read.
     await new Promise<void>((resolve, reject) => {
@@ -86,7 +101,7 @@ export class FolderStore implements Store {
 
   async stat(key: string): Promise<StoreEntry | null> {
     try {
-      const st = await stat(this.pathOf(key));
+      const st = await stat(await this.realFileOf(key));
       if (!st.isFile()) return null;
       return { key, size: st.size, mtimeMs: st.mtimeMs };
     } catch (err) {

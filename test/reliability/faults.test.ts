@@ -43,14 +43,19 @@ function retryDeadLetters(cwd: string): void {
   expect(r.code, r.stderr).toBe(0);
 }
 
-async function checkFolderOutputs(out: string, inputs: Map<string, Buffer>): Promise<void> {
+/** Every input's outputs are whole and right, and nothing else has a real (non-dot) name; returns the dot-named temp files left. */
+async function checkFolderOutputs(out: string, inputs: Map<string, Buffer>): Promise<string[]> {
   for (const [name, data] of inputs) {
     const base = path.join(out, name.replace(/\.jpg$/, ''));
     expect(await decodeStrict(readFileSync(path.join(base, 'thumb.webp')))).toEqual({ width: 24, height: 16 });
     expect(JSON.parse(readFileSync(path.join(base, 'meta.json'), 'utf8')).sha256).toBe(sha256(data));
   }
-  // Failed writes leave nothing behind: no temp files, no extra names.
-  expect(listFiles(out).sort()).toEqual([...inputs.keys()].flatMap((n) => [`${n.replace(/\.jpg$/, '')}/meta.json`, `${n.replace(/\.jpg$/, '')}/thumb.webp`]).sort());
+  const files = listFiles(out);
+  const temps = files.filter((f) => path.basename(f).startsWith('.'));
+  for (const t of temps) expect(path.basename(t)).toMatch(/^\..+\.[0-9a-f]{12}\.mediaflow-tmp$/);
+  expect(files.filter((f) => !temps.includes(f)).sort())
+    .toEqual([...inputs.keys()].flatMap((n) => [`${n.replace(/\.jpg$/, '')}/meta.json`, `${n.replace(/\.jpg$/, '')}/thumb.webp`]).sort());
+  return temps;
 }
 
 async function fillInbox(inbox: string, n: number, offset: number): Promise<Map<string, Buffer>> {
@@ -109,10 +114,12 @@ describeMount('output folder faults (real tmpfs mounts)', () => {
       c = await waitFor('all done after dlq retry', settled(ws.data, N), 90_000, 50);
     }
     expect(c.done).toBe(N);
-    await checkFolderOutputs(ws.out, inputs);
+    // A rename refused by the read-only remount leaves its temp file (its unlink is refused too): a dot-file, never a real name.
+    const leftoverTemps = await checkFolderOutputs(ws.out, inputs);
     const rows = ledgerRows(ws.data);
     expect(await svc.stop()).toBe(0);
     reports.readOnly = {
+      leftoverTemps: leftoverTemps.length,
       inputs: N, error: failing.error, doneWhileReadOnly, retried: rows.filter((r) => r.attempts > 1).length,
       extraAttempts: rows.reduce((a, r) => a + r.attempts - 1, 0), deadBeforeReplay, done: c.done,
     };
@@ -144,7 +151,7 @@ describeMount('output folder faults (real tmpfs mounts)', () => {
     retryDeadLetters(ws.root);
     const c = await waitFor('all done after growing the disk', settled(ws.data, N), 90_000, 50);
     expect(c).toMatchObject({ done: N, dead: 0 });
-    await checkFolderOutputs(ws.out, inputs);
+    expect(await checkFolderOutputs(ws.out, inputs)).toEqual([]);
     expect(await svc.stop()).toBe(0);
     reports.diskFull = {
       inputs: N, doneOnFullDisk: full.done, deadLetters: full.dead, error: dead[0]!.error, outputsPresentWhenFull: present.length, doneAfterReplay: c.done,

@@ -91,7 +91,6 @@ describe('hostile input', () => {
     expect(statSync(control).atimeMs).not.toBe(controlBefore);
 
     const svg = `<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE svg [ <!ENTITY secret SYSTEM "file://${secret}/secret.txt"> ]>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:xi="http://www.w3.org/2001/XInclude" width="64" height="64">
   <style>@import url("http://127.0.0.1:${port}/style.css");</style>
   <rect width="64" height="64" fill="#ffffff"/>
@@ -102,8 +101,11 @@ describe('hostile input', () => {
   <rect width="10" height="10" fill="url(http://127.0.0.1:${port}/paint.svg#p)"/>
   <use href="http://127.0.0.1:${port}/use.svg#x"/>
   <xi:include href="file://${secret}/secret.txt" parse="text"/>
-  <text x="2" y="60" font-size="4">&secret;</text>
 </svg>`;
+    // An external entity (XXE): refused by the XML parser, never read.
+    const xxe = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE svg [ <!ENTITY secret SYSTEM "file://${secret}/secret.txt"> ]>
+<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><text x="2" y="30">&secret;</text></svg>`;
 
     const base = await smallJpeg(1, 96, 64);
     const goodExif = await sharp(base).withExif({ IFD0: { ImageDescription: 'A'.repeat(60_000), Make: 'Hostile', Model: 'Test' } }).jpeg().toBuffer();
@@ -121,6 +123,7 @@ describe('hostile input', () => {
       'svg-in-disguise.jpg': Buffer.from(svg),
       'frames.gif': await manyFrameGif(5000),
       'evil.svg': Buffer.from(svg),
+      'xxe.svg': Buffer.from(xxe),
       'huge-exif.jpg': goodExif,
       'broken-exif.jpg': manyApp1,
     };
@@ -143,7 +146,7 @@ describe('hostile input', () => {
     svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root);
     await svc.ready();
     for (const [name, data] of Object.entries(files)) writeFileSync(path.join(ws.inbox, name), data);
-    const expectedJobs = Object.keys(files).length + 2; // frames.gif and evil.svg go to two pipelines each
+    const expectedJobs = Object.keys(files).length + 3; // frames.gif, evil.svg and xxe.svg go to two pipelines each
     await waitFor('every hostile job finished', () => {
       const c = ledgerCounts(ws.data);
       return c.done + c.dead === expectedJobs && c.queued + c.running + c.failed === 0;
@@ -166,6 +169,8 @@ describe('hostile input', () => {
     outcomes.notAnImage = dead('photos', 'not-an-image.jpg', /not an image in a supported format/)!;
     outcomes.svgInDisguise = dead('photos', 'svg-in-disguise.jpg', /SVG input is not allowed by this pipeline/)!;
     outcomes.svgRefused = dead('photos', 'evil.svg', /SVG input is not allowed by this pipeline/)!;
+    dead('photos', 'xxe.svg', /SVG input is not allowed by this pipeline/);
+    outcomes.svgExternalEntity = dead('svg', 'xxe.svg', /corrupt or unreadable image header \(.*Entity 'secret' not defined\)/)!;
     outcomes.manyFramesAnimated = dead('anim', 'frames.gif', /64x64 pixels x 5000 frames, over the limit of 10000000/)!;
 
     // Many frames, first frame only: a correct, small output.
@@ -176,7 +181,7 @@ describe('hostile input', () => {
     outcomes.manyFramesFirstFrame = 'done: 32x32 webp from frame 1; metadata pages 5000';
 
     // SVG rendered from memory: nothing referenced was fetched or read, nothing of it shows.
-    expect(job('svg', 'evil.svg').state).toBe('done');
+    expect(job('svg', 'evil.svg'), job('svg', 'evil.svg').error ?? '').toMatchObject({ state: 'done' });
     const rendered = path.join(ws.root, 'out-svg/evil/render.png');
     expect(await sharp(rendered).metadata()).toMatchObject({ width: 64, height: 64 });
     expect(await redPixels(rendered)).toBe(0);
