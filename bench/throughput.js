@@ -9,14 +9,14 @@
 // times (order rotated each round); the table shows medians and the median
 // of each round's ratio to that round's (a).
 //
-//   BENCH_N=2000 BENCH_REPEAT=3 BENCH_SWEEP_N=300 node bench/throughput.js
+//   BENCH_N=1500 BENCH_REPEAT=3 BENCH_SWEEP_N=300 node bench/throughput.js
 //   BENCH_CONTENDERS=sharp,mediaflow   (subset)
 import { buildOnce, ensureDebian, envInt, load, median, printTable, removeDir, round, saveResult, tempDir } from './lib/common.js';
 import { runChokidar, runInotify, runMediaflow, runSharpLoop } from './lib/contenders.js';
 import { writeCopies } from './lib/inputs.js';
 import path from 'node:path';
 
-const N = envInt('BENCH_N', 2000);
+const N = envInt('BENCH_N', 1500);
 const REPEAT = envInt('BENCH_REPEAT', 3);
 const SWEEP_N = Math.min(N, envInt('BENCH_SWEEP_N', 300));
 const wanted = new Set((process.env.BENCH_CONTENDERS ?? 'sharp,mediaflow,chokidar,inotify').split(','));
@@ -71,7 +71,8 @@ for (let r = 0; r < REPEAT; r++) {
     process.stdout.write(`round ${r + 1}/${REPEAT} ${label} ... `);
     const res = await run();
     round_[id] = res;
-    console.log(`${round(res.imagesPerSecond)} img/s in ${round(res.seconds)} s (load ${res.loadBefore.join(' ')} -> ${res.loadAfter[0]})`);
+    const lost = res.missing ? `, ${res.missing} of ${N} inputs never got an output` : '';
+    console.log(`${round(res.imagesPerSecond)} img/s in ${round(res.seconds)} s${lost} (load ${res.loadBefore.join(' ')} -> ${res.loadAfter[0]})`);
   }
   rounds.push(round_);
 }
@@ -85,13 +86,16 @@ for (const [id, label] of contenders) {
   summary[id] = {
     label, imagesPerSecond: median(rates), best: Math.max(...rates), ratioToBare: ratios.length ? median(ratios) : null,
     peakRssMb: median(rounds.map((r) => r[id].peakRssMb ?? NaN)), cpuSecondsPerImage: median(rounds.map((r) => (r[id].cpuSeconds ?? NaN) / N)),
+    missing: rounds.map((r) => r[id].missing ?? 0),
   };
   const s = summary[id];
   rows.push([label, round(s.imagesPerSecond), round(s.best), s.ratioToBare === null ? '-' : round(s.ratioToBare, 2),
-    Number.isFinite(s.peakRssMb) ? round(s.peakRssMb) : '-', Number.isFinite(s.cpuSecondsPerImage) ? round(s.cpuSecondsPerImage * 1000, 1) : '-']);
+    Number.isFinite(s.peakRssMb) ? round(s.peakRssMb) : '-', Number.isFinite(s.cpuSecondsPerImage) ? round(s.cpuSecondsPerImage * 1000, 1) : '-',
+    s.missing.some((m) => m > 0) ? s.missing.join('/') : 0]);
 }
 printTable(`Throughput: ${N} unique copies, 2725x2225 -> 720x588 JPEG q80, median of ${REPEAT} interleaved rounds (load now ${load().join(' ')})`,
-  ['contender', 'img/s', 'best', 'x (a)', 'peak RSS MB', 'CPU ms/img'], rows);
+  ['contender', 'img/s', 'best', 'x (a)', 'peak RSS MB', 'CPU ms/img', 'lost'], rows);
+console.log('lost: inputs that never got an output, per round (the watcher missed their events); img/s counts outputs made');
 if (best) console.log(`(a) runs ${JSON.stringify(best)}, the best of the sweep`);
 for (const [id, why] of Object.entries(skipped)) console.log(`${id} skipped: ${why}`);
 

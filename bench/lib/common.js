@@ -110,17 +110,22 @@ export async function listFiles(dir) {
 }
 
 /**
- * Polls `dir` until it holds `count` visible files; returns { firstMs, lastMs }
+ * Polls `dir` until it holds `count` visible files (or none came for stallMs);
+ * returns { firstMs, lastMs, count }
  * as wall-clock times from the outputs' mtimes (when each was last written),
  * so the poll interval does not add to the figure.
  */
-export async function waitForOutputs(dir, count, { timeoutMs = 600_000, pollMs = 100, onProgress, alive } = {}) {
+export async function waitForOutputs(dir, count, { timeoutMs = 600_000, pollMs = 100, onProgress, alive, stallMs = 20_000 } = {}) {
   const deadline = Date.now() + timeoutMs;
   let n = 0;
+  let changedAt = Date.now();
   for (;;) {
-    n = (await listFiles(dir)).length;
+    const now = (await listFiles(dir)).length;
+    if (now !== n) { n = now; changedAt = Date.now(); }
     onProgress?.(n);
     if (n >= count) break;
+    // A contender that lost events never finishes: stop waiting, the caller reports what is missing.
+    if (n > 0 && Date.now() - changedAt > stallMs) break;
     if (alive && !alive()) throw new Error(`contender exited with ${n}/${count} outputs in ${dir}`);
     if (Date.now() > deadline) throw new Error(`timed out with ${n}/${count} outputs in ${dir}`);
     await sleep(pollMs);
@@ -167,6 +172,16 @@ export function cpuSecondsOf(pid) {
   }
 }
 
+// Children this process started (each in its own process group): ended when a
+// benchmark is interrupted, so no watcher or MinIO is left behind.
+const children = new Set();
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    for (const pid of children) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+    process.exit(130);
+  });
+}
+
 /**
  * Spawns a child in its own process group with stdout/stderr captured line by
  * line; `onLine(line, stream)` sees each. stop() sends SIGTERM to the group and
@@ -194,6 +209,8 @@ export function spawnChild(cmd, args, { env, cwd = ROOT, onLine } = {}) {
   }
   const reap = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
   process.once('exit', reap);
+  children.add(child.pid);
+  child.once('exit', () => { children.delete(child.pid); process.removeListener('exit', reap); });
   return {
     child,
     pid: child.pid,

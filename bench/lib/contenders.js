@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { cpuSecondsOf, load, memoryOf, removeDir, ROOT, round, spawnChild, tempDir, waitForLine, waitForOutputs } from './common.js';
+import { cpuSecondsOf, listFiles, load, memoryOf, removeDir, ROOT, round, spawnChild, tempDir, waitForLine, waitForOutputs } from './common.js';
 import { moveAll } from './inputs.js';
 import { folderPipeline, startMediaflow, writePipeline } from './mediaflow.js';
 
@@ -59,13 +59,15 @@ async function runWatcher(label, stage, names, start) {
     const t0 = Date.now();
     await moveAll(stage, inbox, names);
     const droppedMs = Date.now() - t0;
-    const { lastMs } = await waitForOutputs(out, names.length, { alive: () => proc.alive });
+    const { lastMs, count } = await waitForOutputs(out, names.length, { alive: () => proc.alive });
     const seconds = (lastMs - t0) / 1000;
     const mem = memoryOf(proc.pid);
     const cpuSeconds = cpuSecondsOf(proc.pid) - cpu0;
-    await checkOutputs(out, names);
+    const made = await listFiles(out);
+    await checkOutputs(out, made.sort());
     return {
-      imagesPerSecond: names.length / seconds, seconds, dropSeconds: droppedMs / 1000,
+      // Outputs made per second; `missing` counts inputs that never got one (events lost).
+      imagesPerSecond: count / seconds, seconds, dropSeconds: droppedMs / 1000, missing: names.length - count,
       peakRssMb: mem.peakRssMb, cpuSeconds: round(cpuSeconds, 2), loadBefore, loadAfter: load(), ...(proc.extra ?? {}),
     };
   } finally {
