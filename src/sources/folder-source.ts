@@ -1,10 +1,10 @@
-import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
 import type { Logger } from '../log.js';
-import { walk } from '../stores/folder-store.js';
+import { MediaflowError } from '../errors.js';
+import { DirectoryWatcher } from './directory-watcher.js';
 import type { Source } from './source.js';
 
 export interface FolderSourceOptions {
@@ -24,114 +24,160 @@ export function isTempName(name: string): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** chokidar drops a 'change' that comes within 50 ms of the previous one (its _throttle), with no trailing event. */
-const CHANGE_THROTTLE_MS = 60;
-
 /**
- * Watches a folder with chokidar and turns finished files into events.
- * chokidar's awaitWriteFinish only watches the size and skips files found by
- * its initial scan, so stability (size and mtime) is checked here, for every
- * file, whether the watcher or the catch-up walk found it.
+ * Watches a folder tree and turns finished files into events. A file is
+ * taken once its size and mtime have held still for stableMs, whether the
+ * watcher or a walk found it; the watcher (one watch per folder, see
+ * DirectoryWatcher) only says which name to look at.
  */
 export class FolderSource implements Source {
   readonly name: string;
-  private watcher: FSWatcher | null = null;
+  private readonly root: string;
+  private watcher: DirectoryWatcher | null = null;
   private emit: ((e: MediaEvent) => Promise<void>) | null = null;
-  /** Files waiting to settle: path -> generation, so a newer change restarts the wait. */
+  /**
+   * Files waiting to settle: path -> generation. Every event bumps the
+   * generation; one check loop per file runs until it sees a generation
+   * that no event has bumped since its last look.
+   */
   private readonly settling = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private watching = false;
   private walking: Promise<void> | null = null;
+  /** A walk was asked for while one ran (a burst, a new interval): walk again after it. */
+  private walkAgain = false;
 
   constructor(readonly options: FolderSourceOptions) {
-    const o = options;
-    this.name = `folder:${path.resolve(o.root)}`;
+    this.root = path.resolve(options.root);
+    this.name = `folder:${this.root}`;
   }
 
   get ready(): boolean {
-    return this.watching;
+    return this.watcher !== null && !this.stopped && this.watcher.isWatched(this.root);
+  }
+
+  /** Folders watched, one watch each (tests, benchmarks). */
+  get watchedFolders(): number {
+    return this.watcher?.size ?? 0;
   }
 
   async start(emit: (e: MediaEvent) => Promise<void>): Promise<void> {
     this.emit = emit;
-    const root = path.resolve(this.options.root);
-    // Watch first, then walk: anything arriving during the walk is seen by one or both.
-    this.watcher = watch(root, {
-      ignoreInitial: true,
-      followSymlinks: this.options.followSymlinks,
-      ignored: (p: string) => p !== root && isTempName(path.basename(p)),
-      awaitWriteFinish: false,
+    this.watcher = new DirectoryWatcher({
+      ignore: isTempName,
+      onName: (file) => this.changed(file),
+      onBurst: () => this.walk('burst'),
+      onError: (err, dir) => this.options.logger.error({ err, source: this.name, dir }, 'folder watch failed'),
     });
-    this.watcher.on('add', (p) => this.settle(p));
-    this.watcher.on('change', (p) => this.settle(p));
-    this.watcher.on('unlink', (p) => this.removed(p));
-    this.watcher.on('error', (err) => this.options.logger.error({ err, source: this.name }, 'folder watcher error'));
-    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
-    this.watching = true;
-    this.walking = this.catchUp();
+    // The root is watched before start() returns; the walk below watches each sub-folder before listing it.
+    if (!this.watcher.watch(this.root)) throw new MediaflowError('E_CONFIG', `${this.root}: cannot watch this folder`);
+    this.walk('start');
     if (this.options.reconcileIntervalMs > 0) {
-      this.timer = setInterval(() => {
-        if (!this.walking) this.walking = this.catchUp();
-      }, this.options.reconcileIntervalMs);
+      this.timer = setInterval(() => this.walk('interval'), this.options.reconcileIntervalMs);
       this.timer.unref();
     }
   }
 
-  /** Resolves when the start-up walk has emitted everything it found (tests, benchmarks). */
+  /** Resolves when the walks asked for so far have emitted everything they found (tests, benchmarks). */
   async caughtUp(): Promise<void> {
-    await this.walking;
+    while (this.walking) await this.walking;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.watching = false;
     if (this.timer) clearInterval(this.timer);
     this.settling.clear();
-    await this.watcher?.close();
+    this.watcher?.close();
   }
 
   private keyOf(file: string): string {
-    return path.relative(path.resolve(this.options.root), file).split(path.sep).join('/');
+    return path.relative(this.root, file).split(path.sep).join('/');
   }
 
-  private async catchUp(): Promise<void> {
-    try {
-      for await (const file of walk(path.resolve(this.options.root))) {
-        if (this.stopped) return;
-        const rel = this.keyOf(file);
-        if (rel.split('/').some(isTempName)) continue;
-        // Old files are finished: emit inline, which also applies backpressure to the walk.
-        const st = await lstat(file).catch(() => null);
-        if (st && Date.now() - st.mtimeMs >= this.options.stableMs) await this.check(file, 0);
-        else this.settle(file);
-      }
-    } catch (err) {
-      this.options.logger.error({ err, source: this.name }, 'folder catch-up failed');
-    } finally {
-      this.walking = null;
+  /** Walks the whole tree (at start, on the interval, after a burst); one walk at a time. */
+  private walk(why: string): void {
+    if (this.stopped) return;
+    if (this.walking) {
+      this.walkAgain = true;
+      return;
     }
+    this.walking = this.walkTree(this.root)
+      .catch((err) => this.options.logger.error({ err, source: this.name, why }, 'folder walk failed'))
+      .finally(() => {
+        this.walking = null;
+        if (this.walkAgain) {
+          this.walkAgain = false;
+          this.walk('again');
+        }
+      });
+  }
+
+  private async walkTree(dir: string): Promise<void> {
+    for await (const { file } of this.watcher!.walk(dir, this.options.followSymlinks)) {
+      if (this.stopped) return;
+      // Old files are finished: emit inline, which also applies backpressure to the walk.
+      const st = await lstat(file).catch(() => null);
+      if (st && Date.now() - st.mtimeMs >= this.options.stableMs) await this.check(file, st);
+      else if (st) this.settle(file);
+    }
+  }
+
+  /** The watcher named this path: a file to settle, a new folder to walk, or something gone. */
+  private changed(file: string): void {
+    if (this.stopped) return;
+    if (this.settling.has(file)) {
+      this.settle(file); // its check loop is running: bump the generation, no extra lstat
+      return;
+    }
+    lstat(file).then((st) => {
+      if (this.stopped) return;
+      if (st.isDirectory()) {
+        // Created or moved in: its files may already be there and its sub-folders unwatched.
+        if (!this.watcher!.isWatched(file)) {
+          this.walkTree(file).catch((err) => this.options.logger.error({ err, source: this.name, dir: file }, 'folder walk failed'));
+        }
+      } else {
+        this.settle(file);
+      }
+    }, (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') {
+        this.options.logger.error({ err, source: this.name, file }, 'could not read file');
+      } else if (this.watcher!.isWatched(file)) {
+        this.watcher!.unwatch(file); // a folder removed or moved away
+      } else {
+        this.removed(file);
+      }
+    });
   }
 
   private settle(file: string): void {
     if (this.stopped) return;
-    const gen = (this.settling.get(file) ?? 0) + 1;
-    this.settling.set(file, gen);
-    void this.check(file, gen);
+    const gen = this.settling.get(file);
+    this.settling.set(file, (gen ?? 0) + 1);
+    if (gen === undefined) void this.check(file);
   }
 
-  /** Waits until size and mtime hold still for stableMs, then emits (gen 0: no wait). */
-  private async check(file: string, gen: number): Promise<void> {
+  /**
+   * Waits until size and mtime hold still for stableMs and no event came in
+   * meanwhile, then emits. `known`: stats of a file the walk found old enough,
+   * emitted without waiting.
+   */
+  private async check(file: string, known?: Stats): Promise<void> {
     try {
-      let st = await lstat(file);
-      while (gen !== 0 && Date.now() - st.mtimeMs < this.options.stableMs) {
-        await sleep(Math.max(10, Math.min(this.options.stableMs, this.options.stableMs - (Date.now() - st.mtimeMs) + 5)));
-        if (this.stopped || this.settling.get(file) !== gen) return;
-        const next = await lstat(file);
-        if (next.size === st.size && next.mtimeMs === st.mtimeMs && Date.now() - next.mtimeMs >= this.options.stableMs) { st = next; break; }
-        st = next;
+      let st: Stats;
+      if (known) st = known;
+      else {
+        for (;;) {
+          const seen = this.settling.get(file);
+          st = await lstat(file);
+          const age = Date.now() - st.mtimeMs;
+          if (this.stopped || this.settling.get(file) === undefined) return;
+          if (age >= this.options.stableMs && this.settling.get(file) === seen) break;
+          await sleep(Math.max(10, Math.min(this.options.stableMs, this.options.stableMs - age + 5)));
+          if (this.stopped || this.settling.get(file) === undefined) return;
+        }
+        this.settling.delete(file);
       }
-      if (gen !== 0) this.settling.delete(file);
       if (st.isSymbolicLink()) {
         if (!this.options.followSymlinks || !(await this.insideRoot(file))) {
           this.options.logger.warn({ source: this.name, key: this.keyOf(file) }, 'symbolic link not followed');
@@ -143,31 +189,21 @@ export class FolderSource implements Source {
       await this.emit!(makeEvent(this.name, 'created', {
         store: this.name, key: this.keyOf(file), size: st.size, mtimeMs: st.mtimeMs, changedAtMs: st.mtimeMs,
       }));
-      this.recheckLater(file, st);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // gone before it settled
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Gone while settling: an earlier version may have been emitted, and its removal event came to this loop.
+        if (!known && this.settling.delete(file)) this.removed(file);
+        return;
+      }
+      if (!known) this.settling.delete(file);
       this.options.logger.error({ err, source: this.name, file }, 'could not read file');
     }
-  }
-
-  /**
-   * Looks at an emitted file once more after chokidar's throttle window: a
-   * write it swallowed (the end of a burst) would otherwise leave the last
-   * version of the file unprocessed until the next catch-up.
-   */
-  private recheckLater(file: string, emitted: Stats): void {
-    setTimeout(() => {
-      if (this.stopped || this.settling.has(file)) return;
-      stat(file).then((now) => {
-        if (now.size !== emitted.size || now.mtimeMs !== emitted.mtimeMs) this.settle(file);
-      }, () => {}); // gone: the watcher reports the unlink
-    }, CHANGE_THROTTLE_MS).unref();
   }
 
   private async insideRoot(file: string): Promise<boolean> {
     try {
       const real = await realpath(file);
-      const root = await realpath(path.resolve(this.options.root));
+      const root = await realpath(this.root);
       const rel = path.relative(root, real);
       return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
     } catch {
