@@ -47,6 +47,15 @@ if [ "$(binary_version "$TARGET")" = "$BUILD_ID" ]; then
   exit 0
 fi
 
+# Two setups at once (two terminals, a test run and a bench) share the build
+# folder: the second waits for the first, then finds its build in the cache.
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/.lock"
+if ! flock -n 9; then
+  say "another setup is building MinIO; waiting for it..."
+  flock 9
+fi
+
 if [ "$(binary_version "$CACHED")" = "$BUILD_ID" ]; then
   install_binary "$CACHED"
   say "copied cached build $CACHED -> $TARGET (MinIO $VERSION)."
