@@ -57,6 +57,8 @@ export class Service extends EventEmitter {
   private poller: NodeJS.Timeout | null = null;
   private stopping = false;
   private polling = false;
+  /** The running (or last) pass over the ledger's unfinished jobs. */
+  private resuming: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ServiceOptions) {
     super();
@@ -92,9 +94,15 @@ export class Service extends EventEmitter {
     return [...this.pipelines.values()];
   }
 
-  /** Resumes unfinished work, then starts every source (one per watched folder or bucket). */
+  /**
+   * Starts every source (one per watched folder or bucket) and resumes
+   * unfinished work. Returns once the sources are listening: their catch-up
+   * listings and the resumed jobs go on in the background (with backpressure,
+   * they can take as long as the backlog), so health and metrics are served
+   * meanwhile.
+   */
   async start(): Promise<void> {
-    await this.resume();
+    this.resuming = this.resume();
     for (const source of this.stores.sourcesFor(this.pipelineList)) {
       this.sources.push(source);
       await source.start((event) => this.accept(event));
@@ -157,26 +165,37 @@ export class Service extends EventEmitter {
   }
 
   /** Picks up jobs the ledger has but memory does not: after a restart, a dlq retry, or a due retry. */
-  private async resume(): Promise<void> {
-    if (this.polling || this.stopping) return;
+  private resume(): Promise<void> {
+    if (this.polling || this.stopping) return this.resuming;
+    this.resuming = this.resumeAll();
+    return this.resuming;
+  }
+
+  private async resumeAll(): Promise<void> {
     this.polling = true;
     try {
-      let after = 0;
-      for (;;) {
-        const batch = this.ledger.unfinished(500, after);
-        if (batch.length === 0) break;
-        for (const job of batch) {
-          after = job.id;
-          if (this.stopping) return;
-          if (this.queue.has(job.id) || !this.pipelines.has(job.pipeline)) continue;
-          if (job.pipeline && this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
-          if (job.state === 'failed' && job.nextAttemptAt && job.nextAttemptAt > Date.now()) continue;
-          await this.queue.waitForRoom();
-          this.enqueue(job);
-        }
-      }
+      await this.resumeBatches();
+    } catch (err) {
+      if (!this.stopping) this.logger.error({ err }, 'resuming unfinished jobs failed');
     } finally {
       this.polling = false;
+    }
+  }
+
+  private async resumeBatches(): Promise<void> {
+    let after = 0;
+    for (;;) {
+      const batch = this.ledger.unfinished(500, after);
+      if (batch.length === 0) break;
+      for (const job of batch) {
+        after = job.id;
+        if (this.stopping) return;
+        if (this.queue.has(job.id) || !this.pipelines.has(job.pipeline)) continue;
+        if (job.pipeline && this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
+        if (job.state === 'failed' && job.nextAttemptAt && job.nextAttemptAt > Date.now()) continue;
+        await this.queue.waitForRoom();
+        this.enqueue(job);
+      }
     }
   }
 
@@ -277,6 +296,8 @@ export class Service extends EventEmitter {
   /** Resolves when nothing is queued, running or waiting for a retry. */
   async idle(): Promise<void> {
     for (;;) {
+      await Promise.all(this.sources.map((s) => s.caughtUp()));
+      await this.resuming;
       await this.queue.onIdle();
       if (this.retryTimers.size === 0 && this.queue.size === 0) return;
       await new Promise((r) => setTimeout(r, 20));

@@ -81,9 +81,15 @@ export class BucketSource implements Source {
     this.running = true;
     // Listen first, then list: an upload between the two is seen at least once.
     this.listen();
-    await this.reconcile();
+    // In the background: a large bucket's listing waits on the queue's backpressure for as long as the backlog runs.
+    void this.reconcile();
     const every = this.options.reconcileIntervalMs ?? 60_000; // 0: only at start and after reconnects
     if (every > 0) this.reconcileTimer = setInterval(() => void this.reconcile(), every);
+  }
+
+  /** Resolves when the listings asked for so far are emitted (tests, benchmarks). */
+  async caughtUp(): Promise<void> {
+    while (this.reconciling) await this.reconciling;
   }
 
   async stop(): Promise<void> {

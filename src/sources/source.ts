@@ -13,4 +13,6 @@ export interface Source {
   stop(): Promise<void>;
   /** True while connected / watching (for /readyz). */
   readonly ready: boolean;
+  /** Resolves once the listings running now (catch-up, reconcile) have emitted everything they found. */
+  caughtUp(): Promise<void>;
 }
