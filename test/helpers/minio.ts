@@ -199,3 +199,63 @@ export async function removeBucket(client: Minio.Client, name: string): Promise<
   if (batch.length) await client.removeObjects(name, batch);
   await client.removeBucket(name);
 }
+
+/** The environment that points mediaflow (the Service, `mediaflow run`) at this server. */
+export function minioEnv(server: MinioServer): { MINIO_ENDPOINT: string; MINIO_ACCESS_KEY: string; MINIO_SECRET_KEY: string } {
+  return { MINIO_ENDPOINT: server.endpoint, MINIO_ACCESS_KEY: server.accessKey, MINIO_SECRET_KEY: server.secretKey };
+}
+
+/**
+ * Makes one new, empty bucket per prefix (named by uniqueBucket) and returns
+ * their names in the same order. When one cannot be made, those already made
+ * are removed again before the error is thrown, so none is left behind.
+ */
+export async function makeBuckets(client: Minio.Client, ...prefixes: string[]): Promise<string[]> {
+  const made: string[] = [];
+  try {
+    for (const prefix of prefixes) {
+      const name = uniqueBucket(prefix);
+      await client.makeBucket(name);
+      made.push(name);
+    }
+  } catch (err) {
+    await removeBuckets(client, made).catch(() => {});
+    throw err;
+  }
+  return made;
+}
+
+/**
+ * removeBucket for each name (names never set, as after a failed beforeAll,
+ * are passed over). Every one is tried even when another fails; then the
+ * first failure is thrown (an AggregateError when several failed).
+ */
+export async function removeBuckets(client: Minio.Client, names: (string | undefined)[]): Promise<void> {
+  const errors: unknown[] = [];
+  for (const name of names) {
+    if (name === undefined) continue;
+    await removeBucket(client, name).catch((err: unknown) => { errors.push(err); });
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} buckets could not be removed`);
+}
+
+/**
+ * The teardown of a suite that started its own server: removes its buckets
+ * (removeBuckets), then stops the server, which is stopped even when a removal
+ * fails. Does nothing when startMinio never returned. A failed removal fails
+ * the teardown unless `ignoreRemoveErrors` (for suites whose buckets need no
+ * check, e.g. where a fault may leave the server unable to answer).
+ */
+export async function stopMinio(
+  server: MinioServer | undefined, buckets: (string | undefined)[], opts: { ignoreRemoveErrors?: boolean } = {},
+): Promise<void> {
+  if (!server) return;
+  try {
+    await removeBuckets(server.client, buckets).catch((err: unknown) => {
+      if (!opts.ignoreRemoveErrors) throw err;
+    });
+  } finally {
+    await server.stop();
+  }
+}

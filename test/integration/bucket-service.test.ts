@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { LoadedPipeline } from '../../src/pipeline/load.js';
 import { Service } from '../../src/service.js';
 import { fixture, fixtureBytes } from '../helpers/fixtures.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, minioEnv, removeBuckets, startMinio, type MinioServer } from '../helpers/minio.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 
@@ -15,10 +15,8 @@ let uploads: string;
 let derived: string;
 let services: Service[] = [];
 
-const env = () => ({ MINIO_ENDPOINT: minio.endpoint, MINIO_ACCESS_KEY: minio.accessKey, MINIO_SECRET_KEY: minio.secretKey });
-
 function service(pipelines: LoadedPipeline[]): Service {
-  const s = new Service({ pipelines, dataDir: ws.data, concurrency: 2, pollMs: 50, env: env() });
+  const s = new Service({ pipelines, dataDir: ws.data, concurrency: 2, pollMs: 50, env: minioEnv(minio) });
   services.push(s);
   return s;
 }
@@ -54,15 +52,11 @@ describeMinio('bucket pipelines against a real MinIO', () => {
   afterAll(async () => { await minio?.stop(); });
   beforeEach(async () => {
     ws = workspace('mf-bucket-');
-    uploads = uniqueBucket('up');
-    derived = uniqueBucket('out');
-    await minio.client.makeBucket(uploads);
-    await minio.client.makeBucket(derived);
+    [uploads, derived] = await makeBuckets(minio.client, 'up', 'out');
   });
   afterEach(async () => {
     await stopAll();
-    await removeBucket(minio.client, uploads);
-    await removeBucket(minio.client, derived);
+    await removeBuckets(minio.client, [uploads, derived]);
     ws.cleanup();
   });
 

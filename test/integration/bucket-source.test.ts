@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { MediaEvent } from '../../src/events/media-event.js';
 import { silentLogger } from '../../src/log.js';
 import { BucketSource } from '../../src/sources/bucket-source.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Keys that break anything that decodes one time too many (or too few). */
@@ -26,8 +26,7 @@ describeMinio('BucketSource (real MinIO)', () => {
 
   beforeAll(async () => {
     server = await startMinio();
-    bucket = uniqueBucket('bucket-source');
-    await server.client.makeBucket(bucket);
+    [bucket] = await makeBuckets(server.client, 'bucket-source');
     await put('before/old one+1%.jpg');
     await put('before/ü.jpg');
     await put('before/an output.jpg', OUTPUT);
@@ -38,12 +37,7 @@ describeMinio('BucketSource (real MinIO)', () => {
 
   afterAll(async () => {
     await source?.stop();
-    if (!server) return;
-    try {
-      await removeBucket(server.client, bucket);
-    } finally {
-      await server.stop();
-    }
+    await stopMinio(server, [bucket]);
   });
 
   it('emits objects that were there before start (catch-up), but not outputs', async () => {

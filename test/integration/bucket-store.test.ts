@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BucketStore } from '../../src/stores/bucket-store.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 
 /** Keys that break anything that encodes or decodes one time too many. */
 const KEYS = ['plain.jpg', 'with space.jpg', 'a+b.jpg', '100%.jpg', 'a%20b.jpg', 'ü/日本.jpg', 'deep/nested/dir/x y+z%.png'];
@@ -25,17 +25,11 @@ describeMinio('BucketStore (real MinIO)', () => {
 
   beforeAll(async () => {
     server = await startMinio();
-    bucket = uniqueBucket('bucket-store');
-    await server.client.makeBucket(bucket);
+    [bucket] = await makeBuckets(server.client, 'bucket-store');
   });
 
   afterAll(async () => {
-    if (!server) return;
-    try {
-      await removeBucket(server.client, bucket);
-    } finally {
-      await server.stop();
-    }
+    await stopMinio(server, [bucket]);
   });
 
   it('names itself after the bucket and prefix', () => {

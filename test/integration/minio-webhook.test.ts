@@ -10,7 +10,7 @@ import { buildHttpServer } from '../../src/http/server.js';
 import { Metrics } from '../../src/metrics.js';
 import { Service } from '../../src/service.js';
 import { fixtureBytes } from '../helpers/fixtures.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, minioEnv, startMinio, stopMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 
@@ -65,7 +65,7 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
       MINIO_NOTIFY_WEBHOOK_ENDPOINT_WRONGTOKEN: `${url}/v1/events`,
       MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_WRONGTOKEN: `${TOKEN}-not`,
     } });
-    Object.assign(env, { MINIO_ENDPOINT: server.endpoint, MINIO_ACCESS_KEY: server.accessKey, MINIO_SECRET_KEY: server.secretKey });
+    Object.assign(env, minioEnv(server));
     for (const [name, target] of [[bucket, 'MEDIAFLOW'], [refused, 'WRONGTOKEN']] as const) {
       await server.client.makeBucket(name);
       const config = new Minio.NotificationConfig();
@@ -81,10 +81,7 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
     await app?.close();
     await service?.stop();
     await completion?.close();
-    if (server) {
-      for (const name of [bucket, refused]) await removeBucket(server.client, name).catch(() => {});
-      await server.stop();
-    }
+    await stopMinio(server, [bucket, refused], { ignoreRemoveErrors: true });
     ws?.cleanup();
   });
 

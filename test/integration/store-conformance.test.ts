@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BucketStore } from '../../src/stores/bucket-store.js';
 import { FolderStore } from '../../src/stores/folder-store.js';
 import type { Store } from '../../src/stores/store.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 
 /**
  * One contract, every store: a source can read from either and an output can
@@ -68,14 +68,13 @@ describe('FolderStore conformance', () => {
 
 describeMinio('BucketStore conformance (real MinIO)', () => {
   let minio: MinioServer;
-  const bucket = uniqueBucket('conformance');
+  let bucket: string;
   beforeAll(async () => {
     minio = await startMinio();
-    await minio.client.makeBucket(bucket);
+    [bucket] = await makeBuckets(minio.client, 'conformance');
   }, 120_000);
   afterAll(async () => {
-    await removeBucket(minio.client, bucket);
-    await minio.stop();
+    await stopMinio(minio, [bucket]);
   });
   conformance(() => new BucketStore(minio.client, bucket, 'under/prefix'));
 });

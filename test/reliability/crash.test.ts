@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, minioEnv, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 import {
   decodeStrict, ledgerCounts, ledgerRows, listFiles, prng, RunningService, seedFor, sha256, smallJpeg, writePipeline,
   type LedgerRow,
@@ -159,17 +159,11 @@ describeMinio('crash: SIGKILL at random points, bucket source to bucket output',
   beforeAll(async () => {
     server = await startMinio();
     ws = workspace('mf-crash-bucket-');
-    src = uniqueBucket('crash-src');
-    out = uniqueBucket('crash-out');
-    await server.client.makeBucket(src);
-    await server.client.makeBucket(out);
+    [src, out] = await makeBuckets(server.client, 'crash-src', 'crash-out');
   });
   afterAll(async () => {
     ws?.cleanup();
-    if (!server) return;
-    await removeBucket(server.client, src).catch(() => {});
-    await removeBucket(server.client, out).catch(() => {});
-    await server.stop();
+    await stopMinio(server, [src, out], { ignoreRemoveErrors: true });
   });
 
   const get = async (bucket: string, key: string): Promise<Buffer> => {
@@ -195,10 +189,9 @@ describeMinio('crash: SIGKILL at random points, bucket source to bucket output',
       name: 'uploads', source: { type: 'bucket', bucket: src, prefix: 'photos/' }, steps,
       output: { type: 'bucket', bucket: out, prefix: 'derived/' }, retry: { attempts: 3, backoffMs: 100 },
     });
-    const env = { MINIO_ENDPOINT: server.endpoint, MINIO_ACCESS_KEY: server.accessKey, MINIO_SECRET_KEY: server.secretKey };
 
     const inFlight = await crashLoop({
-      cwd: ws.root, data: 'data', total: BACKLOG + LATE, rnd, env,
+      cwd: ws.root, data: 'data', total: BACKLOG + LATE, rnd, env: minioEnv(server),
       afterKill: async (kill) => {
         if (kill === 2) for (let i = BACKLOG; i < BACKLOG + LATE; i++) await upload(i);
       },

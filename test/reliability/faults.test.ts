@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { mediaflow } from '../helpers/cli.js';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, minioEnv, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 import {
@@ -171,19 +171,13 @@ describeMinio('MinIO killed and restarted mid-run', () => {
   beforeAll(async () => {
     server = await startMinio();
     ws = workspace('mf-fault-minio-');
-    src = uniqueBucket('fault-src');
-    out = uniqueBucket('fault-out');
-    await server.client.makeBucket(src);
-    await server.client.makeBucket(out);
+    [src, out] = await makeBuckets(server.client, 'fault-src', 'fault-out');
   });
   afterAll(async () => {
     svc?.kill('SIGKILL');
     await svc?.exited();
     ws?.cleanup();
-    if (!server) return;
-    await removeBucket(server.client, src).catch(() => {});
-    await removeBucket(server.client, out).catch(() => {});
-    await server.stop();
+    await stopMinio(server, [src, out], { ignoreRemoveErrors: true });
   });
 
   /** The MinIO process this harness started, found by its listen address (ours alone). */
@@ -213,9 +207,7 @@ describeMinio('MinIO killed and restarted mid-run', () => {
       name: 'uploads', source: { type: 'bucket', bucket: src, reconcileIntervalMs: 2000 }, steps,
       output: { type: 'bucket', bucket: out }, retry: { attempts: 10, backoffMs: 200, maxBackoffMs: 2000 },
     });
-    svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root, {
-      MINIO_ENDPOINT: server.endpoint, MINIO_ACCESS_KEY: server.accessKey, MINIO_SECRET_KEY: server.secretKey,
-    });
+    svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root, minioEnv(server));
     await svc.ready();
     await waitFor('20 done', () => ledgerCounts(ws.data).done >= 20, 60_000);
 

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, utimesSyn
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { describeMinio, removeBucket, startMinio, uniqueBucket, type MinioServer } from '../helpers/minio.js';
+import { describeMinio, makeBuckets, minioEnv, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 import { ledgerCounts, ledgerRows, listFiles, RunningService, sha256, smallJpeg, writePipeline, type LedgerRow } from './harness.js';
@@ -147,16 +147,13 @@ describeMinio('object keys from a bucket and from forged notifications', () => {
   beforeAll(async () => {
     server = await startMinio();
     ws = workspace('mf-paths-bucket-');
-    bucket = uniqueBucket('paths-src');
-    await server.client.makeBucket(bucket);
+    [bucket] = await makeBuckets(server.client, 'paths-src');
   });
   afterAll(async () => {
     svc?.kill('SIGKILL');
     await svc?.exited();
     ws?.cleanup();
-    if (!server) return;
-    await removeBucket(server.client, bucket).catch(() => {});
-    await server.stop();
+    await stopMinio(server, [bucket], { ignoreRemoveErrors: true });
   });
 
   it('keys MinIO stores stay inside out/ or are refused; keys it refuses, forged into notifications, are refused too', async () => {
@@ -185,9 +182,7 @@ describeMinio('object keys from a bucket and from forged notifications', () => {
       name: 'uploads', source: { type: 'bucket', bucket }, steps,
       output: { type: 'folder', path: './out' }, retry: { attempts: 3, backoffMs: 100 },
     });
-    svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root, {
-      MINIO_ENDPOINT: server.endpoint, MINIO_ACCESS_KEY: server.accessKey, MINIO_SECRET_KEY: server.secretKey,
-    });
+    svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root, minioEnv(server));
     await svc.ready();
     await waitFor('every stored object finished', () => {
       const c = ledgerCounts(ws.data);
