@@ -29,6 +29,9 @@ export const isMediaflowOutput = (entry: StoreEntry): boolean => entry.metadata?
 type ListenObject = { key?: string; size?: number; eTag?: string; contentType?: string; userMetadata?: Record<string, string> };
 type ListenRecord = { eventName?: string; eventTime?: string; s3?: { object?: ListenObject } };
 
+/** How long start and reconnects wait for MinIO to answer the listen request before listing anyway. */
+const LISTEN_ANSWER_WAIT_MS = 5_000;
+
 type Listener = { poller: ReturnType<Minio.Client['listenBucketNotification']>; agent: http.Agent; open: boolean; closed: boolean };
 
 /**
@@ -79,8 +82,8 @@ export class BucketSource implements Source {
     if (!exists) throw new Error(`${this.name}: bucket "${this.options.bucket}" does not exist`);
     this.emitFn = emit;
     this.running = true;
-    // Listen first, then list: an upload between the two is seen at least once.
-    this.listen();
+    // Listen first, and wait until MinIO answers (it subscribes before it answers), then list.
+    await this.listen();
     // In the background: a large bucket's listing waits on the queue's backpressure for as long as the backlog runs.
     void this.reconcile();
     const every = this.options.reconcileIntervalMs ?? 60_000; // 0: only at start and after reconnects
@@ -113,7 +116,7 @@ export class BucketSource implements Source {
    *    re-requests when a stream ends, which would skip our reconcile; turning
    *    that into an error routes every end and every failure through down().
    */
-  private listen(): void {
+  private listen(): Promise<void> {
     const client = this.options.client as Minio.Client & { protocol?: string; transportAgent?: http.Agent };
     const base = client.transportAgent as (http.Agent & { options?: http.AgentOptions }) | undefined;
     const AgentClass = client.protocol === 'https:' ? https.Agent : http.Agent;
@@ -124,8 +127,16 @@ export class BucketSource implements Source {
     let requests = 0;
     view.makeRequestAsync = (...args: Parameters<Minio.Client['makeRequestAsync']>) => {
       if (requests++ > 0) return Promise.reject(new Error('listen stream ended'));
-      return client.makeRequestAsync.apply(view, args);
+      const response = client.makeRequestAsync.apply(view, args);
+      response.then(answered, answered);
+      return response;
     };
+    // MinIO subscribes the stream before it sends the response headers (with its first keep-alive,
+    // within 500 ms); once they are here, no upload is missed, so the listing can start.
+    // Capped: an unreachable server must not hold up start (reconnects list again anyway).
+    let answered!: () => void;
+    const answer = new Promise<void>((resolve) => { answered = resolve; });
+    const cap = new Promise<void>((resolve) => setTimeout(resolve, LISTEN_ANSWER_WAIT_MS).unref());
     const l: Listener = { poller: null!, agent, open: false, closed: false };
     const createConnection = agent.createConnection.bind(agent) as (...a: unknown[]) => Socket;
     (agent as unknown as { createConnection: unknown }).createConnection = (...a: unknown[]) => {
@@ -136,8 +147,9 @@ export class BucketSource implements Source {
     };
     l.poller = view.listenBucketNotification(this.options.bucket, '', '', EVENTS);
     l.poller.on('notification', (record) => this.onRecord(record as ListenRecord));
-    l.poller.on('error', (err) => this.down(l, err));
+    l.poller.on('error', (err) => { answered(); this.down(l, err); });
     this.listener = l;
+    return Promise.race([answer, cap]);
   }
 
   private close(l: Listener): void {
@@ -161,7 +173,7 @@ export class BucketSource implements Source {
 
   private async reconnect(): Promise<void> {
     if (!this.running) return;
-    this.listen();
+    await this.listen();
     const ok = await this.reconcile();
     if (ok && this.listener?.open) {
       this.attempts = 0;

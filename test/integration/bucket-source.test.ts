@@ -33,6 +33,7 @@ describeMinio('BucketSource (real MinIO)', () => {
     // An hour: every event below comes from the listen stream (or a reconnect), not a timer.
     source = new BucketSource({ client: server.client, bucket, reconcileIntervalMs: 3_600_000, logger: silentLogger });
     await source.start(async (e) => { events.push(e); });
+    await source.caughtUp(); // start() returns once listening; the listing goes on in the background
   });
 
   afterAll(async () => {
