@@ -5,7 +5,7 @@
 //          (an upload finishing: mtime is "now", so the write-finish wait applies)
 //   moved  written earlier elsewhere on the same file system, moved in (old mtime)
 // Reported: p50/p95/max of drop -> output, and of its two parts:
-//   drop -> "job started" log record (write-finish detection, routing, ledger, queue)
+//   drop -> job started ("job done" log time minus its duration: write-finish detection, routing, ledger, queue)
 //   job started -> output written (read + hash, sharp, atomic write)
 //
 //   BENCH_DROPS=200 BENCH_STABLE_MS=150 node bench/latency.js
@@ -49,11 +49,11 @@ const outputOf = (name, timeoutMs = 30_000) => {
   });
 };
 
-const started = new Map(); // input key -> "job started" log time (ms since epoch)
+const started = new Map(); // input key -> when its job started: the "job done" line's time minus its duration (ms since epoch)
 const pipelines = await writePipeline(path.join(dir, 'pipelines'), folderPipeline({ inbox, out, stableMs }));
 const mf = await startMediaflow({
   pipelines, data: path.join(dir, 'data'),
-  onLog: (r) => { if (r.msg === 'job started') started.set(r.key, r.time); },
+  onLog: (r) => { if (r.msg === 'job done') started.set(r.key, r.time - r.duration); },
 });
 
 async function drop(variant, i) {
@@ -73,7 +73,7 @@ async function drop(variant, i) {
     await rename(staged, path.join(inbox, name));
   }
   const t1 = await outputOf(name);
-  await sleep(20); // the "job started" line may trail the output
+  await sleep(20); // the "job done" line may trail the output
   const ts = started.get(name);
   return { name, totalMs: t1 - t0, detectMs: ts === undefined ? NaN : ts - t0, processMs: ts === undefined ? NaN : t1 - ts };
 }
@@ -108,6 +108,6 @@ printTable(`Latency: one drop into an idle service, ${DROPS} drops each, stableM
     const r = results[v];
     return [label[v] ?? v, r.total.p50, r.total.p95, r.total.max, r.detect.p50, r.detect.p95, r.process.p50, r.process.p95];
   }));
-console.log('detect: drop -> "job started" (write-finish detection, routing, ledger, queue); process: job started -> output renamed into place');
+console.log('detect: drop -> job started (write-finish detection, routing, ledger, queue); process: job started -> output renamed into place');
 await saveResult('latency', { drops: DROPS, stableMs: stableMs ?? 150, gapMs: GAP_MS, loadBefore, loadAfter,
   results: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ...v, samples: v.samples.map((s) => [round(s.totalMs), round(s.detectMs), round(s.processMs)]) }])) });

@@ -218,7 +218,7 @@ export class Service extends EventEmitter {
     const p = this.pipelines.get(current.pipeline)!;
     const job = this.ledger.markRunning(item.jobId);
     const log = this.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
-    log.info('job started');
+    log.debug('job started'); // the "job done" line carries the duration: one line a job at info
     this.emit('started', job, p);
     const started = performance.now();
     const stepMs: Record<string, number> = {};
@@ -236,7 +236,7 @@ export class Service extends EventEmitter {
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
     try {
       const result = await Promise.race([work, aborted]);
-      this.ledger.markDone(job.id, result.outputs, result.deduplicated);
+      this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256);
       const seconds = (performance.now() - started) / 1000;
       log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
       this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
@@ -250,21 +250,21 @@ export class Service extends EventEmitter {
 
   private failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): void {
     const message = err instanceof Error ? err.message : String(err);
-    const step = (err as { step?: string } | null)?.step;
+    const { step, sha256 } = (err ?? {}) as { step?: string; sha256?: string };
     const last = job.attempts >= p.retry.attempts;
     if (isPermanent(err) || last || this.stopping) {
       if (this.stopping && !isPermanent(err) && !last) {
         // Interrupted by shutdown: leave it for the next start.
-        this.ledger.markFailed(job.id, message, Date.now());
+        this.ledger.markFailed(job.id, message, Date.now(), sha256);
         return;
       }
-      this.ledger.markDead(job.id, message);
+      this.ledger.markDead(job.id, message, sha256);
       log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
       this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
       return;
     }
     const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
-    this.ledger.markFailed(job.id, message, Date.now() + delay);
+    this.ledger.markFailed(job.id, message, Date.now() + delay, sha256);
     log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
     this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
     const t = setTimeout(() => {

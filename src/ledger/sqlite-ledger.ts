@@ -116,16 +116,17 @@ export class SqliteLedger {
     this.set(id, { sha256 });
   }
 
-  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean): void {
-    this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null });
+  /** sha256: the content checksum, recorded with the outcome (one write a job fewer than recording it apart). */
+  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): void {
+    this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null, ...(sha256 && { sha256 }) });
   }
 
-  markFailed(id: number, error: string, nextAttemptAt: number): void {
-    this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt });
+  markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): void {
+    this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
   }
 
-  markDead(id: number, error: string): void {
-    this.set(id, { state: 'dead', error, next_attempt_at: null });
+  markDead(id: number, error: string, sha256?: string): void {
+    this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
   }
 
   markState(id: number, state: JobState): void {

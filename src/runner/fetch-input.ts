@@ -24,6 +24,12 @@ export interface FetchOptions {
  * large inputs), never the live file, which may change underneath.
  */
 export async function fetchInput(store: Store, key: string, o: FetchOptions): Promise<FetchedInput> {
+  const whole = await store.readWhole?.(key, Math.min(o.inMemoryBytes, o.maxInputBytes));
+  o.signal.throwIfAborted();
+  if (whole) {
+    if (whole.length === 0) throw new PermanentError(`${key}: input is empty (0 bytes)`);
+    return { key, size: whole.length, sha256: createHash('sha256').update(whole).digest('hex'), buffer: whole, release: async () => {} };
+  }
   const stream = await store.read(key);
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];

@@ -47,7 +47,6 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
     maxInputBytes: p.maxInputBytes, inMemoryBytes: IN_MEMORY_BYTES, tmpDir: d.tmpDir, signal,
   });
   try {
-    d.ledger.markHashed(job.id, input.sha256);
     const keyFor = (stepId: string, ext: string) =>
       renderKey(p.output.key, { sourceKey: job.relKey, id: stepId, ext, sha256: input.sha256, pipeline: p.name });
 
@@ -84,6 +83,10 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
       });
     }
     return { outputs, deduplicated: false, sha256: input.sha256 };
+  } catch (err) {
+    // The failure is recorded with the checksum of the bytes that failed.
+    if (err && typeof err === 'object') Object.assign(err, { sha256: input.sha256 });
+    throw err;
   } finally {
     await input.release();
   }

@@ -136,6 +136,8 @@ export class FolderSource implements Source {
         if (!this.watcher!.isWatched(file)) {
           this.walkTree(file).catch((err) => this.options.logger.error({ err, source: this.name, dir: file }, 'folder walk failed'));
         }
+      } else if (Date.now() - st.mtimeMs >= this.options.stableMs && !this.settling.has(file)) {
+        void this.check(file, st); // finished before it arrived (moved in): no wait
       } else {
         this.settle(file);
       }

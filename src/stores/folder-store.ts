@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, opendir, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, opendir, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MediaflowError } from '../errors.js';
@@ -66,12 +66,25 @@ export class FolderStore implements Store {
    * linked folder) is refused, so no job request or listing reads past the root.
    */
   private async realFileOf(key: string): Promise<string> {
-    const [file, root] = await Promise.all([realpath(this.pathOf(key)), realpath(this.root)]);
+    const file = await realpath(this.pathOf(key));
+    if (this.inside(await this.realRoot(), file)) return file;
+    // The root itself may have been re-pointed (a linked folder) since it was resolved: resolve it again once.
+    this.rootReal = null;
+    if (this.inside(await this.realRoot(), file)) return file;
+    throw new MediaflowError('E_KEY', `key ${JSON.stringify(key)} leads outside ${this.root} through a symbolic link: not followed`);
+  }
+
+  /** The root's real path, resolved once: every read and stat needs it. */
+  private rootReal: Promise<string> | null = null;
+  private realRoot(): Promise<string> {
+    this.rootReal ??= realpath(this.root);
+    this.rootReal.catch(() => { this.rootReal = null; });
+    return this.rootReal;
+  }
+
+  private inside(root: string, file: string): boolean {
     const rel = path.relative(root, file);
-    if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
-      throw new MediaflowError('E_KEY', `key ${JSON.stringify(key)} leads outside ${this.root} through a symbolic link: not followed`);
-    }
-    return file;
+    return !(rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel));
   }
 
   async read(key: string): Promise<Readable> {
@@ -85,13 +98,39 @@ export class FolderStore implements Store {
     return stream;
   }
 
+  /** One open, one fstat and (for files up to `limit`) one read into a Buffer of the file's size. */
+  async readWhole(key: string, limit: number): Promise<Buffer | null> {
+    const fh = await open(await this.realFileOf(key), 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size > limit) return null;
+      // One byte more than the size: a file still growing shows up as a short read of a longer file.
+      const buf = Buffer.allocUnsafeSlow(size + 1);
+      let got = 0;
+      for (;;) {
+        const want = buf.length - got;
+        const { bytesRead } = await fh.read(buf, got, want, got);
+        got += bytesRead;
+        if (got === buf.length) return null; // grew past its size while read: take the streaming path
+        if (bytesRead < want) break; // a short read of a regular file is its end
+      }
+      return buf.subarray(0, got);
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Temp file + rename in the same folder: readers never see a half-written output. */
   async write(key: string, data: Buffer): Promise<void> {
     const file = this.pathOf(key);
-    await makeDir(path.dirname(file));
     const tmp = tempNameFor(file);
     try {
-      await writeFile(tmp, data);
+      // The folder is there for all but the first output in it: make it only when the write says it is missing.
+      await writeFile(tmp, data).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        await makeDir(path.dirname(file));
+        await writeFile(tmp, data);
+      });
       await rename(tmp, file);
     } catch (err) {
       await unlink(tmp).catch(() => {});

@@ -25,6 +25,12 @@ export interface Store {
   /** Stable identity, e.g. `folder:/abs/path` or `bucket:name`. */
   readonly name: string;
   read(key: string): Promise<Readable>;
+  /**
+   * Optional fast path: the whole value in one Buffer when it is at most
+   * `limit` bytes (null when larger: use read()). Saves the stream's chunks
+   * and the copy that joins them.
+   */
+  readWhole?(key: string, limit: number): Promise<Buffer | null>;
   /** Atomic: readers see the old object/file or the new one, never a half-written one. */
   write(key: string, data: Buffer, options?: WriteOptions): Promise<void>;
   stat(key: string): Promise<StoreEntry | null>;
