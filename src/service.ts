@@ -17,6 +17,9 @@ import { FolderStore } from './stores/folder-store.js';
 import type { Store } from './stores/store.js';
 import { StoreRegistry } from './stores/registry.js';
 
+/** A poll of the ledger also looks this far back before the previous poll began: writes it overlapped are not missed. */
+const RESUME_OVERLAP_MS = 2_000;
+
 export interface ServiceOptions {
   pipelines: LoadedPipeline[];
   /** Folder of the ledger (and spooled inputs). */
@@ -57,6 +60,8 @@ export class Service extends EventEmitter {
   private poller: NodeJS.Timeout | null = null;
   private stopping = false;
   private polling = false;
+  /** When the last pass over the ledger's unfinished jobs began (0: none yet). */
+  private resumedAt = 0;
   /** The running (or last) pass over the ledger's unfinished jobs. */
   private resuming: Promise<void> = Promise.resolve();
 
@@ -183,9 +188,13 @@ export class Service extends EventEmitter {
   }
 
   private async resumeBatches(): Promise<void> {
+    // The first pass (start) takes every unfinished job; later ones what changed since the last pass
+    // began (a dlq retry from another process, a retry fell due), with a margin for writes it overlapped.
+    const since = this.resumedAt === 0 ? 0 : this.resumedAt - RESUME_OVERLAP_MS;
+    this.resumedAt = Date.now();
     let after = 0;
     for (;;) {
-      const batch = this.ledger.unfinished(500, after);
+      const batch = this.ledger.unfinished(500, after, since);
       if (batch.length === 0) break;
       for (const job of batch) {
         after = job.id;

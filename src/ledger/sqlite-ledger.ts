@@ -148,9 +148,18 @@ export class SqliteLedger {
   }
 
   /** Jobs not finished: queued, running (a crash left them), or failed awaiting retry. */
-  unfinished(limit = 1000, afterId = 0): Job[] {
-    return (this.sql("SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > ? ORDER BY id LIMIT ?")
-      .all(afterId, limit) as Row[]).map(toJob);
+  /**
+   * Jobs to (re)queue. `since` (ms): only those changed since then, or whose
+   * retry fell due since then; 0 for all. A service polls with `since`, so a
+   * poll costs nothing when the jobs it holds are the only unfinished ones.
+   */
+  unfinished(limit = 1000, afterId = 0, since = 0): Job[] {
+    const rows = since === 0
+      ? this.sql("SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > ? ORDER BY id LIMIT ?").all(afterId, limit)
+      : this.sql(`SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > @afterId
+          AND (updated_at >= @since OR (state = 'failed' AND next_attempt_at >= @since AND next_attempt_at <= @now))
+          ORDER BY id LIMIT @limit`).all({ afterId, limit, since, now: Date.now() });
+    return (rows as Row[]).map(toJob);
   }
 
   counts(): StateCounts & { deduplicated: number } {
