@@ -222,10 +222,9 @@ export class Service extends EventEmitter {
   }
 
   private async process(item: WorkItem): Promise<void> {
-    const current = this.ledger.get(item.jobId);
-    if (!current || !['queued', 'running', 'failed'].includes(current.state)) return;
-    const p = this.pipelines.get(current.pipeline)!;
-    const job = this.ledger.markRunning(item.jobId);
+    const job = this.ledger.startAttempt(item.jobId);
+    if (!job) return;
+    const p = this.pipelines.get(job.pipeline)!;
     const log = this.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
     log.debug('job started'); // the "job done" line carries the duration: one line a job at info
     this.emit('started', job, p);

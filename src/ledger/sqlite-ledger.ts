@@ -84,15 +84,17 @@ export class SqliteLedger {
   /** Returns the job for this key version, creating it queued when new. */
   upsert(j: NewJob): { job: Job; created: boolean } {
     const now = Date.now();
-    const info = this.sql(
+    // One statement for a new job (RETURNING gives its row); a known one is read back.
+    const inserted = this.sql(
       `INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at)
        VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
-       ON CONFLICT (pipeline, fingerprint, store, key, version) DO NOTHING`,
-    ).run(j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, now, j.changedAt ?? null);
+       ON CONFLICT (pipeline, fingerprint, store, key, version) DO NOTHING RETURNING *`,
+    ).get(j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, now, j.changedAt ?? null) as Row | undefined;
+    if (inserted) return { job: toJob(inserted), created: true };
     const row = this.sql(
       'SELECT * FROM jobs WHERE pipeline = ? AND fingerprint = ? AND store = ? AND key = ? AND version = ?',
     ).get(j.pipeline, j.fingerprint, j.store, j.key, j.version) as Row;
-    return { job: toJob(row), created: info.changes === 1 };
+    return { job: toJob(row), created: false };
   }
 
   get(id: number): Job | null {
@@ -106,14 +108,13 @@ export class SqliteLedger {
       .run({ ...fields, now: Date.now(), id });
   }
 
-  markRunning(id: number): Job {
-    this.sql("UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ? WHERE id = ?")
-      .run(Date.now(), id);
-    return this.get(id)!;
-  }
-
-  markHashed(id: number, sha256: string): void {
-    this.set(id, { sha256 });
+  /** Starts an attempt of a job that is still to do; null when it is not (done, dead, superseded or gone meanwhile). */
+  startAttempt(id: number): Job | null {
+    const row = this.sql(
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?
+       WHERE id = ? AND state IN ('queued', 'running', 'failed') RETURNING *`,
+    ).get(Date.now(), id) as Row | undefined;
+    return row ? toJob(row) : null;
   }
 
   /** sha256: the content checksum, recorded with the outcome (one write a job fewer than recording it apart). */

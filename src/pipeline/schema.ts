@@ -17,9 +17,9 @@ const folderSource = z.strictObject({
   stableMs: z.int().min(0).max(600_000).default(150)
     .describe('A file is taken once its size and mtime have not changed for this long (ms)'),
   followSymlinks: z.boolean().default(false)
-    .describe('Follow symbolic links; off by default so a link cannot expose files outside the folder'),
+    .describe('Take symbolic links to files inside the folder (never one leading outside it; linked folders are not entered); off by default'),
   reconcileIntervalMs: z.int().min(0).default(0)
-    .describe('Re-list the folder at this interval to catch anything the watcher missed (0: only at start)'),
+    .describe('Re-list the folder at this interval, as a safety net for events the system dropped (0: at start, and after event bursts)'),
 });
 
 const bucketSource = z.strictObject({

@@ -29,13 +29,15 @@ describe('SqliteLedger', () => {
 
   it('moves through running, failed, done and counts attempts', () => {
     const { job: j } = ledger.upsert(job);
-    expect(ledger.markRunning(j.id).attempts).toBe(1);
-    ledger.markFailed(j.id, 'boom', Date.now() + 1000);
-    expect(ledger.get(j.id)).toMatchObject({ state: 'failed', error: 'boom' });
-    expect(ledger.markRunning(j.id).attempts).toBe(2);
-    ledger.markHashed(j.id, 'sha');
-    ledger.markDone(j.id, [{ stepId: 's', key: 'a/s.jpg', store: 'folder:/out', size: 1, contentType: 'image/jpeg' }], false);
-    expect(ledger.get(j.id)).toMatchObject({ state: 'done', error: null, outputs: [{ key: 'a/s.jpg' }] });
+    expect(ledger.startAttempt(j.id)?.attempts).toBe(1);
+    ledger.markFailed(j.id, 'boom', Date.now() + 1000, 'sha');
+    expect(ledger.get(j.id)).toMatchObject({ state: 'failed', error: 'boom', sha256: 'sha' });
+    expect(ledger.startAttempt(j.id)?.attempts).toBe(2);
+    ledger.markDone(j.id, [{ stepId: 's', key: 'a/s.jpg', store: 'folder:/out', size: 1, contentType: 'image/jpeg' }], false, 'sha');
+    expect(ledger.get(j.id)).toMatchObject({ state: 'done', error: null, sha256: 'sha', outputs: [{ key: 'a/s.jpg' }] });
+    // A job already finished is not started again (a stale queue entry).
+    expect(ledger.startAttempt(j.id)).toBeNull();
+    expect(ledger.get(j.id)).toMatchObject({ state: 'done', attempts: 2 });
     expect(ledger.findRender('sha', 'f')?.id).toBe(j.id);
     expect(ledger.findRender('sha', 'other')).toBeNull();
   });
