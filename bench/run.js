@@ -5,6 +5,7 @@
 //   npm run bench                       throughput, latency, backlog, dedup, bucket
 //   npm run bench -- latency dedup      only those
 //   npm run bench -- levers             the lever sweep (not in the default set: ~15 min)
+//   npm run bench -- overhead           what each of mediaflow's per-image pieces costs (not in the default set: ~5 min)
 // Sizes come from the environment (see each script's header and docs/BENCHMARKS.md),
 // e.g. BENCH_N=500 BENCH_REPEAT=1 BENCH_BACKLOG_N=10000 npm run bench for a quick pass.
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import path from 'node:path';
 import { buildOnce, load, ROOT } from './lib/common.js';
 
 const all = ['throughput', 'latency', 'backlog', 'dedup', 'bucket'];
-const extra = ['levers'];
+const extra = ['levers', 'overhead'];
 const asked = process.argv.slice(2);
 for (const a of asked) {
   if (![...all, ...extra].includes(a)) {
