@@ -16,6 +16,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { benchWork } from '../lib/bench-work.js';
 import { SqliteLedger } from '../../dist/ledger/sqlite-ledger.js';
 import { createLogger } from '../../dist/log.js';
 import { FolderStore } from '../../dist/stores/folder-store.js';
@@ -55,12 +56,7 @@ async function worker() {
     const input = on.has('read') ? await inputs.readWhole(name, 64 << 20) : await readFile(path.join(inDir, name));
     const sha = on.has('hash') ? createHash('sha256').update(input).digest('hex') : name;
     ledger?.findRender(sha, 'f');
-    const data = await sharp(input, { failOn: 'warning' })
-      .autoOrient()
-      .resize({ width: 720, height: 588, fit: 'inside', withoutEnlargement: true })
-      .flatten({ background: '#ffffff' })
-      .jpeg({ quality: 80 })
-      .toBuffer();
+    const data = await benchWork(input);
     if (on.has('write')) await outputs.write(name, data);
     else await writeFile(path.join(outDir, name), data);
     const outSha = on.has('hash') ? createHash('sha256').update(data).digest('hex') : undefined;

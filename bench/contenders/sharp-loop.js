@@ -13,6 +13,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { benchWork } from '../lib/bench-work.js';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -35,12 +36,7 @@ async function worker() {
     const name = files[next++];
     const file = path.join(inDir, name);
     const input = inputMode === 'path' ? file : await readFile(file);
-    const data = await sharp(input, { failOn: 'warning' })
-      .autoOrient()
-      .resize({ width: 720, height: 588, fit: 'inside', withoutEnlargement: true })
-      .flatten({ background: '#ffffff' })
-      .jpeg({ quality: 80 })
-      .toBuffer();
+    const data = await benchWork(input);
     await writeFile(path.join(outDir, name), data);
   }
 }
