@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
 import { versionOf, type MediaEvent } from './events/media-event.js';
@@ -113,9 +114,38 @@ export class Service extends EventEmitter {
       await source.start((event) => this.accept(event));
       this.logger.info({ source: source.name }, 'source started');
     }
+    this.sweepOutputTemps();
     const pollMs = this.o.pollMs ?? 1000;
     this.poller = setInterval(() => void this.resume(), pollMs);
     this.poller.unref();
+  }
+
+  /**
+   * In the background: temp files left by writes a crash interrupted, in
+   * every output folder. Only those older than the longest job timeout: a
+   * younger one may be a write in progress (another instance may share the folder).
+   */
+  private sweepOutputTemps(): void {
+    const folders = new Map<string, FolderStore>();
+    for (const p of this.pipelineList) {
+      const out = this.stores.outputFor(p);
+      if (out instanceof FolderStore) folders.set(out.name, out);
+    }
+    const olderThan = Math.max(...this.pipelineList.map((p) => p.timeoutMs)) + 60_000;
+    for (const store of folders.values()) {
+      store.sweepTemps(olderThan).then((n) => {
+        if (n > 0) this.logger.info({ store: store.name, removed: n }, 'removed temp files of interrupted writes');
+      }, (err) => this.logger.warn({ err, store: store.name }, 'could not sweep temp files'));
+    }
+    // Large inputs spooled by fetchInput, left by a crash.
+    const spool = path.join(this.o.dataDir, 'tmp');
+    void readdir(spool).then(async (names) => {
+      for (const name of names.filter((n) => /^input-[0-9a-f]{16}$/.test(n))) {
+        const file = path.join(spool, name);
+        const st = await stat(file).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > olderThan) await unlink(file).catch(() => {});
+      }
+    }, () => {}); // no spool folder yet
   }
 
   /** Backpressure: a source's emit resolves only when the queue has room. */

@@ -12,6 +12,8 @@ export function tempNameFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file).slice(0, 200)}.${randomBytes(6).toString('hex')}.mediaflow-tmp`);
 }
 
+const TEMP_NAME = /^\..+\.[0-9a-f]{12}\.mediaflow-tmp$/;
+
 /**
  * mkdir -p that fails with the real reason: Node's recursive mkdir reports
  * ENOENT whatever stopped it (a read-only or full disk, no permission), so on
@@ -156,6 +158,33 @@ export class FolderStore implements Store {
       const st = await stat(file).catch(() => null);
       if (st) yield { key, size: st.size, mtimeMs: st.mtimeMs };
     }
+  }
+
+  /**
+   * Removes temp files of writes that never finished (the process was killed
+   * mid-write) and are older than `olderThanMs`: younger ones may belong to a
+   * write still running, here or in another instance sharing the folder.
+   */
+  async sweepTemps(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    const walkAll = async function* (dir: string): AsyncGenerator<string> {
+      let handle;
+      try {
+        handle = await opendir(dir);
+      } catch {
+        return; // no output folder yet
+      }
+      for await (const entry of handle) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) yield* walkAll(full);
+        else if (entry.isFile() && TEMP_NAME.test(entry.name)) yield full;
+      }
+    };
+    for await (const file of walkAll(this.root)) {
+      const st = await stat(file).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > olderThanMs && (await unlink(file).then(() => true, () => false))) removed++;
+    }
+    return removed;
   }
 
   async delete(key: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -201,5 +201,31 @@ describe('folder to folder', () => {
     await new Promise((r) => setTimeout(r, 300));
     await s.idle();
     expect(jobsOf(s).map((j) => j.key)).toEqual(['before.jpg']);
+  });
+
+  it('removes temp files that writes interrupted by a crash left (outputs, spooled inputs), and nothing else', async () => {
+    const day = new Date(Date.now() - 86_400_000);
+    const put = (rel: string, old: boolean) => {
+      const file = path.join(ws.out, rel);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, 'x');
+      if (old) utimesSync(file, day, day);
+      return file;
+    };
+    const stale = [put('.a.jpg.0123456789ab.mediaflow-tmp', true), put('deep/.b.webp.abcdef012345.mediaflow-tmp', true)];
+    const kept = [
+      put('.c.jpg.0123456789ab.mediaflow-tmp', false), // young: a write may be running (another instance)
+      put('a.jpg', true), put('.hidden', true), put('x.mediaflow-tmp', true), // not our temp names
+    ];
+    const spooled = path.join(ws.data, 'tmp', 'input-0123456789abcdef'); // a large input spooled when the crash came
+    mkdirSync(path.dirname(spooled), { recursive: true });
+    writeFileSync(spooled, 'x');
+    utimesSync(spooled, day, day);
+    stale.push(spooled);
+    const s = start([ws.pipeline({})]);
+    await s.start();
+    await waitFor('stale temp files removed', () => stale.every((f) => !existsSync(f)));
+    await s.idle();
+    for (const f of kept) expect(existsSync(f)).toBe(true);
   });
 });
