@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
 import { versionOf, type MediaEvent } from './events/media-event.js';
@@ -14,7 +13,8 @@ import { JobQueue, type WorkItem } from './queue/job-queue.js';
 import { renderJob } from './runner/render.js';
 import type { Source } from './sources/source.js';
 import { isPermanent } from './steps/step.js';
-import { FolderStore } from './stores/folder-store.js';
+import { FolderStore, removeStaleFiles } from './stores/folder-store.js';
+import { SPOOL_NAME } from './runner/fetch-input.js';
 import type { Store } from './stores/store.js';
 import { StoreRegistry } from './stores/registry.js';
 
@@ -132,20 +132,14 @@ export class Service extends EventEmitter {
       if (out instanceof FolderStore) folders.set(out.name, out);
     }
     const olderThan = Math.max(...this.pipelineList.map((p) => p.timeoutMs)) + 60_000;
-    for (const store of folders.values()) {
-      store.sweepTemps(olderThan).then((n) => {
-        if (n > 0) this.logger.info({ store: store.name, removed: n }, 'removed temp files of interrupted writes');
-      }, (err) => this.logger.warn({ err, store: store.name }, 'could not sweep temp files'));
-    }
+    const swept = (folder: string) => (n: number) => {
+      if (n > 0) this.logger.info({ folder, removed: n }, 'removed temp files of interrupted writes');
+    };
+    const failed = (folder: string) => (err: unknown) => this.logger.warn({ err, folder }, 'could not sweep temp files');
+    for (const store of folders.values()) store.sweepTemps(olderThan).then(swept(store.name), failed(store.name));
     // Large inputs spooled by fetchInput, left by a crash.
     const spool = path.join(this.o.dataDir, 'tmp');
-    void readdir(spool).then(async (names) => {
-      for (const name of names.filter((n) => /^input-[0-9a-f]{16}$/.test(n))) {
-        const file = path.join(spool, name);
-        const st = await stat(file).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > olderThan) await unlink(file).catch(() => {});
-      }
-    }, () => {}); // no spool folder yet
+    removeStaleFiles(spool, SPOOL_NAME, olderThan).then(swept(spool), failed(spool));
   }
 
   /** Backpressure: a source's emit resolves only when the queue has room. */

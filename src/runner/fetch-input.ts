@@ -10,6 +10,9 @@ export interface FetchedInput extends StepInput {
   release(): Promise<void>;
 }
 
+/** Names of inputs spooled to tmpDir (below), so a sweep after a crash knows them. */
+export const SPOOL_NAME = /^input-[0-9a-f]{16}$/;
+
 export interface FetchOptions {
   maxInputBytes: number;
   /** Inputs up to this size are held in memory; larger ones are spooled to tmpDir. */
@@ -46,7 +49,7 @@ export async function fetchInput(store: Store, key: string, o: FetchOptions): Pr
       hash.update(chunk);
       if (!spool && size > o.inMemoryBytes) {
         await mkdir(o.tmpDir, { recursive: true });
-        const p = path.join(o.tmpDir, `input-${randomBytes(8).toString('hex')}`);
+        const p = path.join(o.tmpDir, `input-${randomBytes(8).toString('hex')}`); // matches SPOOL_NAME
         spool = { path: p, out: createWriteStream(p) };
         for (const c of chunks) spool.out.write(c);
         chunks.length = 0;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
 import type { Logger } from '../log.js';
 import { MediaflowError } from '../errors.js';
+import { toKey } from '../stores/folder-store.js';
 import { DirectoryWatcher } from './directory-watcher.js';
 import type { Source } from './source.js';
 
@@ -91,7 +92,7 @@ export class FolderSource implements Source {
   }
 
   private keyOf(file: string): string {
-    return path.relative(this.root, file).split(path.sep).join('/');
+    return toKey(this.root, file);
   }
 
   /** Walks the whole tree (at start, on the interval, after a burst); one walk at a time. */

@@ -30,7 +30,19 @@ async function makeDir(dir: string): Promise<void> {
   }
 }
 
-function toKey(root: string, file: string): string {
+/** Removes the files below dir whose name matches and whose mtime is older than olderThanMs; returns how many. */
+export async function removeStaleFiles(dir: string, name: RegExp, olderThanMs: number): Promise<number> {
+  let removed = 0;
+  for await (const file of walk(dir)) {
+    if (!name.test(path.basename(file))) continue;
+    const st = await stat(file).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > olderThanMs && (await unlink(file).then(() => true, () => false))) removed++;
+  }
+  return removed;
+}
+
+/** A file's key: its path below root, '/'-separated. */
+export function toKey(root: string, file: string): string {
   return path.relative(root, file).split(path.sep).join('/');
 }
 
@@ -165,26 +177,8 @@ export class FolderStore implements Store {
    * mid-write) and are older than `olderThanMs`: younger ones may belong to a
    * write still running, here or in another instance sharing the folder.
    */
-  async sweepTemps(olderThanMs: number): Promise<number> {
-    let removed = 0;
-    const walkAll = async function* (dir: string): AsyncGenerator<string> {
-      let handle;
-      try {
-        handle = await opendir(dir);
-      } catch {
-        return; // no output folder yet
-      }
-      for await (const entry of handle) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) yield* walkAll(full);
-        else if (entry.isFile() && TEMP_NAME.test(entry.name)) yield full;
-      }
-    };
-    for await (const file of walkAll(this.root)) {
-      const st = await stat(file).catch(() => null);
-      if (st && Date.now() - st.mtimeMs > olderThanMs && (await unlink(file).then(() => true, () => false))) removed++;
-    }
-    return removed;
+  sweepTemps(olderThanMs: number): Promise<number> {
+    return removeStaleFiles(this.root, TEMP_NAME, olderThanMs);
   }
 
   async delete(key: string): Promise<void> {
