@@ -116,10 +116,9 @@ export class FolderSource implements Source {
   private async walkTree(dir: string): Promise<void> {
     for await (const { file } of this.watcher!.walk(dir, this.options.followSymlinks)) {
       if (this.stopped) return;
-      // Old files are finished: emit inline, which also applies backpressure to the walk.
       const st = await lstat(file).catch(() => null);
-      if (st && Date.now() - st.mtimeMs >= this.options.stableMs) await this.check(file, st);
-      else if (st) this.settle(file);
+      // Awaited: an emit inline applies backpressure to the walk.
+      if (st) await this.take(file, st);
     }
   }
 
@@ -137,10 +136,8 @@ export class FolderSource implements Source {
         if (!this.watcher!.isWatched(file)) {
           this.walkTree(file).catch((err) => this.options.logger.error({ err, source: this.name, dir: file }, 'folder walk failed'));
         }
-      } else if (Date.now() - st.mtimeMs >= this.options.stableMs && !this.settling.has(file)) {
-        void this.check(file, st); // finished before it arrived (moved in): no wait
       } else {
-        this.settle(file);
+        void this.take(file, st);
       }
     }, (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') {
@@ -151,6 +148,16 @@ export class FolderSource implements Source {
         this.removed(file);
       }
     });
+  }
+
+  /**
+   * A file found by a walk or an event: one already finished (older than
+   * stableMs, moved in or there all along) is emitted at once, without a
+   * wait; any other waits in its settle loop.
+   */
+  private async take(file: string, st: Stats): Promise<void> {
+    if (Date.now() - st.mtimeMs >= this.options.stableMs && !this.settling.has(file)) await this.check(file, st);
+    else this.settle(file);
   }
 
   private settle(file: string): void {
