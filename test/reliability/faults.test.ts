@@ -12,7 +12,7 @@ import { describeMinio, makeBuckets, minioEnv, startMinio, stopMinio, type Minio
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 import {
-  decodeStrict, describeMount, ledgerCounts, ledgerRows, listFiles, mountTmpfs, RunningService, sha256, smallJpeg, writePipeline,
+  decodeStrict, describeMount, ledgerCounts, ledgerRows, listFiles, mountTmpfs, RunningService, sha256, smallJpeg, suiteReports, writePipeline,
   type Tmpfs,
 } from './harness.js';
 
@@ -21,10 +21,7 @@ const steps = [
   { id: 'meta', use: 'metadata' },
 ];
 
-const reports: Record<string, unknown> = {};
-afterAll(() => {
-  for (const [name, r] of Object.entries(reports)) console.log(`[reliability] fault ${name}: ${JSON.stringify(r)}`);
-});
+const reports = suiteReports('fault');
 
 async function healthy(svc: RunningService): Promise<boolean> {
   if (!svc.alive || !svc.url) return false;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { describe, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { BIN, mediaflow } from '../helpers/cli.js';
 
 export const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
@@ -298,4 +298,16 @@ export function mountTmpfs(dir: string, size: string): Tmpfs {
       mounted = false;
     },
   };
+}
+
+/**
+ * What a suite measured, printed once after it (`[reliability] SUITE NAME: {...}`),
+ * where docs/RELIABILITY.md's scorecard takes its numbers from.
+ */
+export function suiteReports(suite: string): Record<string, unknown> {
+  const reports: Record<string, unknown> = {};
+  afterAll(() => {
+    for (const [name, r] of Object.entries(reports)) console.log(`[reliability] ${suite} ${name}: ${JSON.stringify(r)}`);
+  });
+  return reports;
 }

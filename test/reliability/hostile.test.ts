@@ -9,18 +9,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fixture, pngBomb } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
-import { ledgerCounts, ledgerRows, listFiles, RunningService, sha256, smallJpeg, writePipeline, type LedgerRow } from './harness.js';
+import { ledgerCounts, ledgerRows, listFiles, RunningService, sha256, smallJpeg, writePipeline, type LedgerRow, suiteReports } from './harness.js';
 
 const RSS_BOUND_MB = 400;
 
-const reports: Record<string, unknown> = {};
-afterAll(() => {
-  for (const [name, r] of Object.entries(reports)) console.log(`[reliability] hostile ${name}: ${JSON.stringify(r)}`);
-});
+const reports = suiteReports('hostile');
 
 /** Inserts an APP1 segment right after the JPEG's SOI marker. */
 function withApp1(jpeg: Buffer, payload: Buffer): Buffer {

@@ -7,20 +7,17 @@
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
-import { ledgerRows, RunningService, smallJpeg, writePipeline } from './harness.js';
+import { ledgerRows, RunningService, smallJpeg, writePipeline, suiteReports } from './harness.js';
 
 const TOKEN = 'reliability-token-5f1c0d6e';
 const RSS_BOUND_MB = 400;
 const FLOOD = 5000;
 const FLOOD_CONCURRENCY = 64;
 
-const reports: Record<string, unknown> = {};
-afterAll(() => {
-  for (const [name, r] of Object.entries(reports)) console.log(`[reliability] http ${name}: ${JSON.stringify(r)}`);
-});
+const reports = suiteReports('http');
 
 interface Answer { status: number; body: string; headers: http.IncomingHttpHeaders }
 

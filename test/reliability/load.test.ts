@@ -5,10 +5,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
-import { ledgerCounts, listFiles, RunningService, statusJson, tinyPng, writePipeline } from './harness.js';
+import { ledgerCounts, listFiles, RunningService, statusJson, tinyPng, writePipeline, suiteReports } from './harness.js';
 
 const FILES = 10_000;
 const BURSTS = 10;
@@ -16,10 +16,7 @@ const HIGH_WATER_MARK = 200;
 const CONCURRENCY = 2;
 const RSS_BOUND_MB = 400;
 
-const reports: Record<string, unknown> = {};
-afterAll(() => {
-  for (const [name, r] of Object.entries(reports)) console.log(`[reliability] load ${name}: ${JSON.stringify(r)}`);
-});
+const reports = suiteReports('load');
 
 describe('load', () => {
   let ws: ReturnType<typeof workspace>;

@@ -13,12 +13,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { describeMinio, makeBuckets, minioEnv, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
-import { ledgerCounts, ledgerRows, listFiles, RunningService, sha256, smallJpeg, writePipeline, type LedgerRow } from './harness.js';
+import { ledgerCounts, ledgerRows, listFiles, RunningService, sha256, smallJpeg, writePipeline, type LedgerRow, suiteReports } from './harness.js';
 
-const reports: Record<string, unknown> = {};
-afterAll(() => {
-  for (const [name, r] of Object.entries(reports)) console.log(`[reliability] paths ${name}: ${JSON.stringify(r)}`);
-});
+const reports = suiteReports('paths');
 
 const NFC = 'caf\u00e9.jpg';
 const NFD = 'cafe\u0301.jpg';
