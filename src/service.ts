@@ -268,10 +268,10 @@ export class Service extends EventEmitter {
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
     try {
       const result = await Promise.race([work, aborted]);
-      this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256);
+      const done = this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256)!;
       const seconds = (performance.now() - started) / 1000;
       log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
-      this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
+      this.emit('job', { job: done, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
     } catch (err) {
       this.failed(job, p, err, log, (performance.now() - started) / 1000);
     } finally {
@@ -290,15 +290,15 @@ export class Service extends EventEmitter {
         this.ledger.markFailed(job.id, message, Date.now(), sha256);
         return;
       }
-      this.ledger.markDead(job.id, message, sha256);
+      const dead = this.ledger.markDead(job.id, message, sha256)!;
       log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
-      this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
+      this.emit('job', { job: dead, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
       return;
     }
     const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
-    this.ledger.markFailed(job.id, message, Date.now() + delay, sha256);
+    const failed = this.ledger.markFailed(job.id, message, Date.now() + delay, sha256)!;
     log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
-    this.emit('job', { job: this.ledger.get(job.id)!, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
+    this.emit('job', { job: failed, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
     const t = setTimeout(() => {
       this.retryTimers.delete(t);
       const again = this.ledger.get(job.id);

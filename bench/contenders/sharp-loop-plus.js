@@ -10,7 +10,7 @@
 //   ledger  the job's ledger statements (upsert, start, find render, done, get) in SQLite
 //   write   the output written as the folder store does it (temp name, rename)
 //   log     the "job done" line at info (pino, JSON on stdout)
-// Prints one JSON line on stderr: images/s and CPU ms per image by thread.
+// Prints one JSON line on stderr: images/s, CPU ms and voluntary context switches per image by thread.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -38,7 +38,10 @@ function cpuByThread() {
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ms = (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in 10 ms ticks
-    out[tid === String(process.pid) ? 'main' : comm === 'libvips worker' ? 'vips' : 'other'] += ms;
+    const k = tid === String(process.pid) ? 'main' : comm === 'libvips worker' ? 'vips' : 'other';
+    out[k] += ms;
+    const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    out[`${k}Switches`] = (out[`${k}Switches`] ?? 0) + Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
   }
   return out;
 }
@@ -71,9 +74,10 @@ async function worker() {
 await Promise.all(Array.from({ length: parallel }, worker));
 const seconds = (performance.now() - started) / 1000;
 const after = cpuByThread();
-const per = (k) => (after[k] - before[k]) / files.length;
+const per = (k) => ((after[k] ?? 0) - (before[k] ?? 0)) / files.length;
 process.stderr.write(`${JSON.stringify({
   pieces: [...on], images: files.length, seconds, imagesPerSecond: files.length / seconds,
   cpuMsPerImage: per('main') + per('vips') + per('other'), mainMs: per('main'), vipsMs: per('vips'), otherMs: per('other'),
+  switches: { main: per('mainSwitches'), vips: per('vipsSwitches'), other: per('otherSwitches') },
 })}\n`);
 ledger?.close();

@@ -66,6 +66,8 @@ const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'f
  */
 export class Completion extends EventEmitter {
   private readonly groups = new Map<string, Group>();
+  /** Open groups by input (store, key) over all its versions: a new version refreshes them without a scan of every group. */
+  private readonly groupsOfInput = new Map<string, Set<string>>();
   private readonly groupOfJob = new Map<number, string>();
   private readonly pending = new Set<Promise<void>>();
   private readonly closing = new AbortController();
@@ -94,12 +96,20 @@ export class Completion extends EventEmitter {
     if (!first) return;
     const storeKey = `${first.store}\0${first.key}`;
     // A newer version queued over an older one supersedes the older's jobs: they leave its group.
-    for (const g of this.groups.values()) if (g.storeKey === storeKey) this.refresh(g);
+    for (const k of [...(this.groupsOfInput.get(storeKey) ?? [])]) {
+      const g = this.groups.get(k);
+      if (g) this.refresh(g);
+    }
     const key = `${storeKey}\0${first.version}`;
     let group = this.groups.get(key);
     // An input whose jobs are all finished already (a duplicate event) is no new completion.
     if (!group && !jobs.some((j) => isPending(j.state))) return;
-    if (!group) { group = { key, storeKey, event, members: new Map() }; this.groups.set(key, group); }
+    if (!group) {
+      group = { key, storeKey, event, members: new Map() };
+      this.groups.set(key, group);
+      const versions = this.groupsOfInput.get(storeKey) ?? new Set<string>();
+      this.groupsOfInput.set(storeKey, versions.add(key));
+    }
     for (const job of jobs) {
       if (!isPending(job.state) && !isFinal(job.state)) continue;
       if (group.members.has(job.id)) continue;
@@ -130,10 +140,17 @@ export class Completion extends EventEmitter {
     this.check(group);
   }
 
-  private check(g: Group): void {
-    if (g.members.size === 0) { this.groups.delete(g.key); return; }
-    if (![...g.members.values()].every((m) => isFinal(m.job.state))) return;
+  private forget(g: Group): void {
     this.groups.delete(g.key);
+    const versions = this.groupsOfInput.get(g.storeKey);
+    versions?.delete(g.key);
+    if (versions?.size === 0) this.groupsOfInput.delete(g.storeKey);
+  }
+
+  private check(g: Group): void {
+    if (g.members.size === 0) { this.forget(g); return; }
+    for (const m of g.members.values()) if (!isFinal(m.job.state)) return;
+    this.forget(g);
     for (const id of g.members.keys()) this.groupOfJob.delete(id);
     const work = this.finish([...g.members.values()], g.event)
       .catch((err) => this.logger.error({ err, key: g.event.data.key }, 'completion event failed'));
@@ -183,7 +200,11 @@ export class Completion extends EventEmitter {
 
   private async finish(members: Member[], event: MediaEvent): Promise<void> {
     const completion = this.build(members, event);
-    const body = `${JSON.stringify(completion, null, 2)}\n`;
+    const targets = new Map<string, NonNullable<LoadedPipeline['notify']>>();
+    for (const { pipeline } of members) if (pipeline.notify && !targets.has(pipeline.notify.url)) targets.set(pipeline.notify.url, pipeline.notify);
+    const hasManifest = completion.data.pipelines.some((p) => p.manifest);
+    // Serialised only when it is written or sent (most inputs have neither).
+    const body = hasManifest || targets.size ? `${JSON.stringify(completion, null, 2)}\n` : '';
     const log = this.logger.child({ key: completion.subject, event: completion.id });
     const written = new Set<string>();
     for (const p of completion.data.pipelines) {
@@ -195,10 +216,10 @@ export class Completion extends EventEmitter {
         metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': p.pipeline, 'mediaflow-source-key': completion.subject },
       }).catch((err) => log.error({ err, pipeline: p.pipeline, manifest: p.manifest!.key }, 'could not write manifest'));
     }
-    log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');
+    // For one pipeline without manifest or notify, its "job done" line already says it all.
+    const level = members.length > 1 || hasManifest || targets.size ? 'info' : 'debug';
+    log[level]({ state: completion.data.state, pipelines: members.length }, 'input complete');
     this.emit('completed', completion);
-    const targets = new Map<string, NonNullable<LoadedPipeline['notify']>>();
-    for (const { pipeline } of members) if (pipeline.notify && !targets.has(pipeline.notify.url)) targets.set(pipeline.notify.url, pipeline.notify);
     await Promise.all([...targets.values()].map((n) => deliver(
       { url: n.url, body, eventId: completion.id, secret: this.o.secret!, attempts: n.attempts, backoffMs: n.backoffMs },
       {

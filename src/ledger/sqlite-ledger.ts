@@ -102,10 +102,12 @@ export class SqliteLedger {
     return row ? toJob(row) : null;
   }
 
-  private set(id: number, fields: Record<string, unknown>): void {
+  /** Updates a job and returns it as it is now (RETURNING: no second query to read it back). */
+  private set(id: number, fields: Record<string, unknown>): Job | null {
     const cols = Object.keys(fields);
-    this.sql(`UPDATE jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id`)
-      .run({ ...fields, now: Date.now(), id });
+    const row = this.sql(`UPDATE jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id RETURNING *`)
+      .get({ ...fields, now: Date.now(), id }) as Row | undefined;
+    return row ? toJob(row) : null;
   }
 
   /** Starts an attempt of a job that is still to do; null when it is not (done, dead, superseded or gone meanwhile). */
@@ -118,20 +120,20 @@ export class SqliteLedger {
   }
 
   /** sha256: the content checksum, recorded with the outcome (one write a job fewer than recording it apart). */
-  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): void {
-    this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null, ...(sha256 && { sha256 }) });
+  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Job | null {
+    return this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null, ...(sha256 && { sha256 }) });
   }
 
-  markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): void {
-    this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
+  markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Job | null {
+    return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
   }
 
-  markDead(id: number, error: string, sha256?: string): void {
-    this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
+  markDead(id: number, error: string, sha256?: string): Job | null {
+    return this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
   }
 
-  markState(id: number, state: JobState): void {
-    this.set(id, { state });
+  markState(id: number, state: JobState): Job | null {
+    return this.set(id, { state });
   }
 
   /** A job already done for the same content and fingerprint, whose outputs can be copied. */
