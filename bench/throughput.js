@@ -9,7 +9,7 @@
 // times (order rotated each round); the table shows medians and the median
 // of each round's ratio to that round's (a).
 //
-//   BENCH_N=1500 BENCH_REPEAT=3 BENCH_SWEEP_N=300 node bench/throughput.js
+//   BENCH_N=1500 BENCH_REPEAT=5 BENCH_SWEEP_N=300 node bench/throughput.js
 //   BENCH_CONTENDERS=sharp,mediaflow   (subset)
 import { buildOnce, ensureDebian, envInt, load, median, printTable, removeDir, round, saveResult, tempDir } from './lib/common.js';
 import { runChokidar, runInotify, runMediaflow, runSharpLoop } from './lib/contenders.js';
@@ -17,7 +17,7 @@ import { writeCopies } from './lib/inputs.js';
 import path from 'node:path';
 
 const N = envInt('BENCH_N', 1500);
-const REPEAT = envInt('BENCH_REPEAT', 3);
+const REPEAT = envInt('BENCH_REPEAT', 5);
 const SWEEP_N = Math.min(N, envInt('BENCH_SWEEP_N', 300));
 const wanted = new Set((process.env.BENCH_CONTENDERS ?? 'sharp,mediaflow,chokidar,inotify').split(','));
 
@@ -87,6 +87,8 @@ for (const [id, label] of contenders) {
     label, imagesPerSecond: median(rates), best: Math.max(...rates), ratioToBare: ratios.length ? median(ratios) : null,
     peakRssMb: median(rounds.map((r) => r[id].peakRssMb ?? NaN)), cpuSecondsPerImage: median(rounds.map((r) => (r[id].cpuSeconds ?? NaN) / N)),
     missing: rounds.map((r) => r[id].missing ?? 0),
+    ratios: ratios.map((x) => round(x, 3)),
+    benchCpuMsPerImage: median(rounds.map((r) => (r[id].benchCpuSeconds ?? NaN) / N * 1000)),
   };
   const s = summary[id];
   rows.push([label, round(s.imagesPerSecond), round(s.best), s.ratioToBare === null ? '-' : round(s.ratioToBare, 2),
@@ -96,6 +98,11 @@ for (const [id, label] of contenders) {
 printTable(`Throughput: ${N} unique copies, 2725x2225 -> 720x588 JPEG q80, median of ${REPEAT} interleaved rounds (load now ${load().join(' ')})`,
   ['contender', 'img/s', 'best', 'x (a)', 'peak RSS MB', 'CPU ms/img', 'lost'], rows);
 console.log('lost: inputs that never got an output, per round (the watcher missed their events); img/s counts outputs made');
+for (const [id, label] of contenders) {
+  const s = summary[id];
+  if (id !== 'sharp' && s.ratios.length) console.log(`${label}: ratio per round ${s.ratios.join(', ')}`);
+  if (Number.isFinite(s.benchCpuMsPerImage)) console.log(`${label}: the bench itself used ${round(s.benchCpuMsPerImage, 2)} ms CPU per image meanwhile (moving inputs in, polling outputs)`);
+}
 if (best) console.log(`(a) runs ${JSON.stringify(best)}, the best of the sweep`);
 for (const [id, why] of Object.entries(skipped)) console.log(`${id} skipped: ${why}`);
 
