@@ -2,6 +2,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { z } from 'zod';
+import { ImageLock } from './image-lock.js';
 import { isPermanent, PermanentError, type StepContext, type StepInput } from './step.js';
 
 // libvips caches operations by file path: a watched path rewritten with new
@@ -100,17 +101,22 @@ export function toPermanent(err: unknown, key: string, pixels?: PixelInfo): Erro
 /** Header-only look at an image refused for its size, so the message can say how big it is. */
 async function pixelInfo(input: StepInput, ctx: StepContext, animated: boolean): Promise<PixelInfo | undefined> {
   try {
-    const m = await sharp(sourceOf(input, ctx), { limitInputPixels: false, animated }).metadata();
+    const m = await imageLock.runShared(() => sharp(sourceOf(input, ctx), { limitInputPixels: false, animated }).metadata());
     return { width: m.width, height: m.pageHeight ?? m.height, pages: animated ? m.pages : undefined, limit: ctx.limitInputPixels };
   } catch {
     return undefined;
   }
 }
 
+/** All image work of this process: see ImageLock for why a failure runs again alone. */
+export const imageLock = new ImageLock();
+
 /**
  * Runs `work` on an opened image: rejects with the abort reason as soon as
  * ctx.signal fires (sharp cannot be cancelled; its timeout bounds the rest),
- * and turns input errors into PermanentErrors.
+ * and turns input errors into PermanentErrors. Work that fails in libvips
+ * runs once more, alone, so its error is its own (ImageLock): a failure that
+ * depended on the moment (memory) may succeed then.
  */
 export async function withImage<T>(input: StepInput, ctx: StepContext, opts: OpenOptions, work: (img: Sharp) => Promise<T>): Promise<T> {
   const { signal } = ctx;
@@ -120,8 +126,15 @@ export async function withImage<T>(input: StepInput, ctx: StepContext, opts: Ope
     onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
   });
+  const attempt = () => work(openImage(input, ctx, opts));
   try {
-    return await Promise.race([Promise.resolve().then(() => work(openImage(input, ctx, opts))), aborted]);
+    try {
+      return await Promise.race([imageLock.runShared(attempt), aborted]);
+    } catch (err) {
+      // Refused before libvips ran (SVG not allowed, empty input), aborted, or timed out (again would double the wait).
+      if (signal.aborted || isPermanent(err) || /timeout/i.test(err instanceof Error ? err.message : '')) throw err;
+      return await Promise.race([imageLock.runExclusive(attempt), aborted]);
+    }
   } catch (err) {
     if (signal.aborted && err === signal.reason) throw err;
     const message = err instanceof Error ? err.message : '';

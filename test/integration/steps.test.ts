@@ -187,6 +187,19 @@ describe('bad input', () => {
     }
   });
 
+  it('gives each of many failures at once its own reason (libvips has one error buffer per process)', async () => {
+    const good = input('Landscape_1.jpg');
+    const runs = Array.from({ length: 8 }, (_, i) => {
+      const [name, reason] = i % 2
+        ? ['truncated.jpg', /: corrupt or truncated image \(VipsJpeg: premature end of JPEG image\)$/]
+        : ['corrupt-header.jpg', /: corrupt or unreadable image header \(VipsJpeg: .+\)$/];
+      return permanent(thumb(input(name), { width: 100 }), name).then((message) => ({ name, message, reason }));
+    });
+    const images = Array.from({ length: 4 }, () => thumb(good, { width: 100 })); // successes beside them are unaffected
+    for (const { message, reason } of await Promise.all(runs)) expect(message).toMatch(reason);
+    for (const out of await Promise.all(images)) expect(out.width).toBe(100);
+  });
+
   it('refuses empty input and text named .jpg, from memory and from a file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mediaflow-steps-'));
     try {

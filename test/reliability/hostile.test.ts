@@ -160,7 +160,7 @@ describe('hostile input', () => {
     };
     const outcomes: Record<string, string> = {};
     outcomes.bomb = dead('photos', 'bomb.png', /image is 20000x20000 pixels, over the limit of 268402689 \(limitInputPixels\)/)!;
-    outcomes.truncated = dead('photos', 'truncated.jpg', /corrupt or truncated image/)!;
+    outcomes.truncated = dead('photos', 'truncated.jpg', /corrupt or truncated image \(VipsJpeg: premature end of JPEG image\)/)!;
     outcomes.corruptHeader = dead('photos', 'corrupt-header.jpg', /corrupt|not an image/)!;
     outcomes.empty = dead('photos', 'empty.jpg', /input is empty \(0 bytes\)/)!;
     outcomes.notAnImage = dead('photos', 'not-an-image.jpg', /not an image in a supported format/)!;
