@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Paired runs for A/B questions: the bare sharp loop and mediaflow variants
+// (another build, environment or flags) over the same inputs, interleaved,
+// the order reversed every other round. Besides img/s it reports what the
+// throughput table cannot: the share of the machine left idle, and CPU per
+// image of mediaflow and of this bench itself (from /proc). Not in the
+// default `npm run bench` set.
+//
+//   BENCH_PAIRED='[{"name":"bare","bare":4},{"name":"now"},{"name":"c4","args":["--concurrency","4"]}]' node bench/paired.js
+//   BENCH_PAIRED='[{"name":"before","root":"/path/to/other/checkout"},{"name":"after"}]' BENCH_TINY=1 node bench/paired.js
+//
+// A variant is {name, bare: images in flight} for the bare loop, or {name, root?, env?, args?}
+// for `mediaflow run` (root: a checkout with its own built dist/). BENCH_PAIRED_N (900),
+// BENCH_REPEAT (3). BENCH_TINY=1 uses 64x48 images: the image work nearly vanishes and
+// what is left per image is mediaflow's own overhead.
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { buildOnce, envInt, median, printTable, removeDir, ROOT, round, saveResult, spawnChild, tempDir, waitForLine, waitForOutputs } from './lib/common.js';
+import { moveAll, smallJpeg, writeCopies } from './lib/inputs.js';
+import { folderPipeline, writePipeline } from './lib/mediaflow.js';
+
+const N = envInt('BENCH_PAIRED_N', 900);
+const REPEAT = envInt('BENCH_REPEAT', 3);
+const tiny = process.env.BENCH_TINY === '1';
+const variants = JSON.parse(process.env.BENCH_PAIRED ?? '[{"name":"bare loop, 4 in flight","bare":4},{"name":"mediaflow run"}]');
+
+/** Busy and total CPU ticks of the whole machine, from /proc/stat. */
+function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { idle: f[3] + f[4], total };
+}
+/** CPU ms (user + system) of a live process, from /proc/PID/stat. */
+function cpuMsOf(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+const benchCpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+
+buildOnce();
+const root = await tempDir('paired');
+const stage = path.join(root, 'stage');
+const names = await writeCopies(stage, N, tiny ? { source: await smallJpeg(), tag: 'tiny' } : {});
+let k = 0;
+
+async function mediaflow(v) {
+  const dir = path.join(root, `run-${k++}`);
+  const inbox = path.join(dir, 'inbox');
+  const out = path.join(dir, 'out');
+  await mkdir(inbox, { recursive: true });
+  await mkdir(out, { recursive: true });
+  const pipelines = await writePipeline(path.join(dir, 'pipelines'), folderPipeline({ inbox, out }));
+  const proc = spawnChild(process.execPath, [path.join(v.root ?? ROOT, 'bin/mediaflow.js'), 'run', '--pipelines', pipelines,
+    '--data', path.join(dir, 'data'), '--port', '0', ...(v.args ?? [])], { env: { MEDIAFLOW_LOG_LEVEL: 'info', ...v.env } });
+  try {
+    await waitForLine(proc, (l) => l.includes('"mediaflow running"'), 60_000, '"mediaflow running" log line');
+    const m0 = machineTicks(); const c0 = cpuMsOf(proc.pid); const b0 = benchCpuMs(); const t0 = Date.now();
+    await moveAll(stage, inbox, names);
+    const { lastMs } = await waitForOutputs(out, N, { pollMs: 500, alive: () => proc.alive });
+    const m1 = machineTicks(); const c1 = cpuMsOf(proc.pid); const b1 = benchCpuMs();
+    return {
+      imagesPerSecond: N / ((lastMs - t0) / 1000), idle: (m1.idle - m0.idle) / (m1.total - m0.total),
+      cpuMsPerImage: (c1 - c0) / N, benchCpuMsPerImage: (b1 - b0) / N,
+    };
+  } finally {
+    await proc.stop();
+    await moveAll(inbox, stage, names);
+    await removeDir(dir);
+  }
+}
+
+async function bare(v) {
+  const out = path.join(root, `bare-${k++}`);
+  await mkdir(out);
+  const m0 = machineTicks();
+  const proc = spawnChild(process.execPath, [path.join(ROOT, 'bench/contenders/sharp-loop.js'), stage, out, '--parallel', String(v.bare)],
+    { env: { UV_THREADPOOL_SIZE: String(Math.max(4, v.bare)), ...v.env } });
+  const r = await waitForLine(proc, (l) => (l.startsWith('{') ? JSON.parse(l) : null), 3_600_000, 'result line');
+  const m1 = machineTicks();
+  await removeDir(out);
+  return { imagesPerSecond: r.imagesPerSecond, idle: (m1.idle - m0.idle) / (m1.total - m0.total), cpuMsPerImage: r.cpuSeconds * 1000 / N, benchCpuMsPerImage: 0 };
+}
+
+const runs = Object.fromEntries(variants.map((v) => [v.name, []]));
+for (let r = 0; r < REPEAT; r++) {
+  for (const v of r % 2 ? [...variants].reverse() : variants) {
+    const res = v.bare ? await bare(v) : await mediaflow(v);
+    runs[v.name].push(res);
+    console.log(`round ${r + 1}/${REPEAT} ${v.name}: ${round(res.imagesPerSecond)} img/s, idle ${round(res.idle * 100)} %, CPU ${round(res.cpuMsPerImage, 2)} ms/img`);
+  }
+}
+await removeDir(root);
+const m = (name, f) => median(runs[name].map(f));
+printTable(`Paired runs: ${N} ${tiny ? '64x48' : 'bench'} images, median of ${REPEAT} rounds (idle: the machine's, from the first input to the last output plus the bench's final 0.25-0.5 s check)`,
+  ['variant', 'img/s', 'idle %', 'CPU ms/img', 'bench CPU ms/img'],
+  variants.map((v) => [v.name, round(m(v.name, (x) => x.imagesPerSecond)), round(m(v.name, (x) => x.idle * 100)),
+    round(m(v.name, (x) => x.cpuMsPerImage), 2), round(m(v.name, (x) => x.benchCpuMsPerImage), 2)]));
+await saveResult('paired', { n: N, repeat: REPEAT, tiny, variants, runs });
