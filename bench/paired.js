@@ -16,9 +16,9 @@
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { buildOnce, envInt, median, printTable, removeDir, ROOT, round, saveResult, spawnChild, tempDir, waitForLine, waitForOutputs } from './lib/common.js';
+import { buildOnce, cpuSecondsOf, envInt, median, printTable, removeDir, ROOT, round, saveResult, spawnChild, tempDir, waitForLine, waitForOutputs } from './lib/common.js';
 import { moveAll, smallJpeg, writeCopies } from './lib/inputs.js';
-import { folderPipeline, writePipeline } from './lib/mediaflow.js';
+import { folderPipeline, startMediaflow, writePipeline } from './lib/mediaflow.js';
 
 const N = envInt('BENCH_PAIRED_N', 900);
 const REPEAT = envInt('BENCH_REPEAT', 3);
@@ -30,12 +30,6 @@ function machineTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   return { idle: f[3] + f[4], total };
-}
-/** CPU ms (user + system) of a live process, from /proc/PID/stat. */
-function cpuMsOf(pid) {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
 }
 const benchCpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
 
@@ -52,14 +46,12 @@ async function mediaflow(v) {
   await mkdir(inbox, { recursive: true });
   await mkdir(out, { recursive: true });
   const pipelines = await writePipeline(path.join(dir, 'pipelines'), folderPipeline({ inbox, out }));
-  const proc = spawnChild(process.execPath, [path.join(v.root ?? ROOT, 'bin/mediaflow.js'), 'run', '--pipelines', pipelines,
-    '--data', path.join(dir, 'data'), '--port', '0', ...(v.args ?? [])], { env: { MEDIAFLOW_LOG_LEVEL: 'info', ...v.env } });
+  const proc = await startMediaflow({ pipelines, data: path.join(dir, 'data'), env: v.env, args: v.args, root: v.root });
   try {
-    await waitForLine(proc, (l) => l.includes('"mediaflow running"'), 60_000, '"mediaflow running" log line');
-    const m0 = machineTicks(); const c0 = cpuMsOf(proc.pid); const b0 = benchCpuMs(); const t0 = Date.now();
+    const m0 = machineTicks(); const c0 = cpuSecondsOf(proc.pid) * 1000; const b0 = benchCpuMs(); const t0 = Date.now();
     await moveAll(stage, inbox, names);
     const { lastMs } = await waitForOutputs(out, N, { pollMs: 500, alive: () => proc.alive });
-    const m1 = machineTicks(); const c1 = cpuMsOf(proc.pid); const b1 = benchCpuMs();
+    const m1 = machineTicks(); const c1 = cpuSecondsOf(proc.pid) * 1000; const b1 = benchCpuMs();
     return {
       imagesPerSecond: N / ((lastMs - t0) / 1000), idle: (m1.idle - m0.idle) / (m1.total - m0.total),
       cpuMsPerImage: (c1 - c0) / N, benchCpuMsPerImage: (b1 - b0) / N,

@@ -39,9 +39,10 @@ const parse = (line) => {
  * (with waitReady false: at once, with `ready` to await later). onLog(record)
  * sees every JSON log line. The handle carries the HTTP url (for /metrics).
  */
-export async function startMediaflow({ pipelines, data, env = {}, args = [], onLog, readyTimeoutMs = 600_000, waitReady = true }) {
+export async function startMediaflow({ pipelines, data, env = {}, args = [], onLog, readyTimeoutMs = 600_000, waitReady = true, root = ROOT }) {
   const spawnedAt = Date.now();
-  const proc = spawnChild(process.execPath, [BIN, 'run', '--pipelines', pipelines, '--data', data, '--port', '0', ...args], {
+  // root: another checkout (its own built dist/), for A/B runs between builds.
+  const proc = spawnChild(process.execPath, [root === ROOT ? BIN : path.join(root, 'bin/mediaflow.js'), 'run', '--pipelines', pipelines, '--data', data, '--port', '0', ...args], {
     env: { MEDIAFLOW_LOG_LEVEL: 'info', ...env },
     onLine: onLog ? (line) => { const r = parse(line); if (r) onLog(r); } : undefined,
   });
