@@ -73,7 +73,9 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
       queue.addEvent(Minio.ObjectCreatedAll);
       queue.addEvent(Minio.ObjectRemovedAll);
       config.add(queue);
-      await server.client.setBucketNotification(name, config);
+      // MinIO can answer requests before it has loaded its webhook targets; until then it calls their ARN
+      // unknown ("A specified destination ARN does not exist"): ask again until it knows them.
+      await waitFor(`MinIO to know target ${target}`, () => server.client.setBucketNotification(name, config).then(() => true), 30_000, 200);
     }
   });
 
