@@ -109,7 +109,7 @@ async function pixelInfo(input: StepInput, ctx: StepContext, animated: boolean):
 }
 
 /** All image work of this process: see ImageLock for why a failure runs again alone. */
-export const imageLock = new ImageLock();
+const imageLock = new ImageLock();
 
 /**
  * Runs `work` on an opened image: rejects with the abort reason as soon as
