@@ -71,7 +71,9 @@ async function runOne(r, [id, label, run]) {
   process.stdout.write(`round ${r + 1}/${REPEAT} ${label} ... `);
   const res = await run();
   const lost = res.missing ? `, ${res.missing} of ${N} inputs never got an output` : '';
-  console.log(`${round(res.imagesPerSecond)} img/s in ${round(res.seconds)} s${lost} (load ${res.loadBefore.join(' ')} -> ${res.loadAfter[0]})`);
+  const m = res.machine;
+  const cpu = Number.isFinite(res.cpuSeconds) ? `, CPU ${round(res.cpuSeconds / N * 1000, 1)} ms/img` : '';
+  console.log(`${round(res.imagesPerSecond)} img/s in ${round(res.seconds)} s${lost}${cpu}; machine: idle ${round(m.idle * 100)} %, steal ${round(m.steal * 100, 1)} %, ${round(m.switchesPerItem)} switches/img (load ${res.loadBefore.join(' ')} -> ${res.loadAfter[0]})`);
   return res;
 }
 for (let r = 0; r < REPEAT; r++) {

@@ -161,6 +161,24 @@ export function memoryOf(pid) {
   }
 }
 
+/**
+ * The whole machine's counters, from /proc/stat: CPU ticks (total, idle incl.
+ * iowait, and steal: time the hypervisor gave this VM's vCPUs to someone
+ * else) and context switches. machineSince(earlier) turns two readings into
+ * shares of the interval and switches per item.
+ */
+export function machineCounters() {
+  const text = readFileSync('/proc/stat', 'utf8');
+  const f = text.split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { total: f.reduce((a, b) => a + b, 0), idle: f[3] + f[4], steal: f[7] ?? 0, ctxt: Number(/^ctxt (\d+)/m.exec(text)?.[1] ?? NaN) };
+}
+
+export function machineSince(m0, items) {
+  const m1 = machineCounters();
+  const ticks = m1.total - m0.total;
+  return { idle: (m1.idle - m0.idle) / ticks, steal: (m1.steal - m0.steal) / ticks, switchesPerItem: (m1.ctxt - m0.ctxt) / items };
+}
+
 /** CPU seconds (user+system) a live process has used, from /proc. */
 export function cpuSecondsOf(pid) {
   try {

@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { cpuSecondsOf, listFiles, load, memoryOf, removeDir, ROOT, round, spawnChild, tempDir, waitForLine, waitForOutputs } from './common.js';
+import { cpuSecondsOf, listFiles, load, machineCounters, machineSince, memoryOf, removeDir, ROOT, round, spawnChild, tempDir, waitForLine, waitForOutputs } from './common.js';
 import { moveAll } from './inputs.js';
 import { folderPipeline, startMediaflow, writePipeline } from './mediaflow.js';
 
@@ -26,17 +26,19 @@ export async function runSharpLoop(stage, names, { parallel, threads, input = 'b
   const out = path.join(dir, 'out');
   await mkdir(out);
   const loadBefore = load();
+  const m0 = machineCounters();
   const args = [path.join(ROOT, 'bench/contenders/sharp-loop.js'), stage, out, '--parallel', String(parallel), '--input', input];
   if (threads !== undefined) args.push('--threads', String(threads));
   const proc = spawnChild(process.execPath, args, { env: { UV_THREADPOOL_SIZE: String(Math.max(4, parallel)), ...env } });
   const line = waitForLine(proc, (l) => (l.startsWith('{') ? JSON.parse(l) : null), 3_600_000, 'result line');
   const r = await line;
+  const machine = machineSince(m0, names.length);
   await proc.exited;
   await checkOutputs(out, names);
   await removeDir(dir);
   return {
     imagesPerSecond: r.imagesPerSecond, seconds: r.seconds, peakRssMb: round(r.peakRssMb), cpuSeconds: round(r.cpuSeconds, 2),
-    config: { parallel, threads: r.threads, input, uvThreadpool: Math.max(4, parallel), ...env }, loadBefore, loadAfter: load(),
+    config: { parallel, threads: r.threads, input, uvThreadpool: Math.max(4, parallel), ...env }, loadBefore, loadAfter: load(), machine,
   };
 }
 
@@ -57,6 +59,7 @@ async function runWatcher(label, stage, names, start) {
     const loadBefore = load();
     const cpu0 = cpuSecondsOf(proc.pid);
     const own0 = process.cpuUsage();
+    const m0 = machineCounters();
     const t0 = Date.now();
     await moveAll(stage, inbox, names);
     const droppedMs = Date.now() - t0;
@@ -64,6 +67,7 @@ async function runWatcher(label, stage, names, start) {
     // would take CPU from the contender (this bench shares the machine's cores with it).
     const { lastMs, count } = await waitForOutputs(out, names.length, { alive: () => proc.alive, pollMs: 500 });
     const own = process.cpuUsage(own0);
+    const machine = machineSince(m0, names.length);
     const seconds = (lastMs - t0) / 1000;
     const mem = memoryOf(proc.pid);
     const cpuSeconds = cpuSecondsOf(proc.pid) - cpu0;
@@ -72,7 +76,7 @@ async function runWatcher(label, stage, names, start) {
     return {
       // Outputs made per second; `missing` counts inputs that never got one (events lost).
       imagesPerSecond: count / seconds, seconds, dropSeconds: droppedMs / 1000, missing: names.length - count,
-      peakRssMb: mem.peakRssMb, cpuSeconds: round(cpuSeconds, 2), loadBefore, loadAfter: load(), ...(proc.extra ?? {}),
+      peakRssMb: mem.peakRssMb, cpuSeconds: round(cpuSeconds, 2), loadBefore, loadAfter: load(), machine, ...(proc.extra ?? {}),
       // This process's CPU meanwhile (moving the inputs in, polling for outputs, reading the contender's log).
       benchCpuSeconds: round((own.user + own.system) / 1e6, 2),
     };
