@@ -4,6 +4,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentError, type StepInput } from '../steps/step.js';
 import type { Store } from '../stores/store.js';
+import type { InputBuffers } from './input-buffers.js';
 
 export interface FetchedInput extends StepInput {
   /** Removes the spooled snapshot, if any. */
@@ -19,6 +20,8 @@ export interface FetchOptions {
   inMemoryBytes: number;
   tmpDir: string;
   signal: AbortSignal;
+  /** Where in-memory inputs are read into and given back on release (none: a new Buffer each time). */
+  buffers?: InputBuffers;
 }
 
 /**
@@ -27,12 +30,26 @@ export interface FetchOptions {
  * large inputs), never the live file, which may change underneath.
  */
 export async function fetchInput(store: Store, key: string, o: FetchOptions): Promise<FetchedInput> {
-  const whole = await store.readWhole?.(key, Math.min(o.inMemoryBytes, o.maxInputBytes));
-  o.signal.throwIfAborted();
-  if (whole) {
-    if (whole.length === 0) throw new PermanentError(`${key}: input is empty (0 bytes)`);
-    return { key, size: whole.length, sha256: createHash('sha256').update(whole).digest('hex'), buffer: whole, release: async () => {} };
+  let taken: Buffer | undefined;
+  const allocate = o.buffers && ((size: number) => (taken = o.buffers!.take(size)));
+  // Given back only while nothing can still read it: not after an abort (libvips may still be at work on it).
+  const giveBack = () => {
+    if (taken && !o.signal.aborted) o.buffers!.give(taken);
+    taken = undefined;
+  };
+  let whole: Buffer | null | undefined;
+  try {
+    whole = await store.readWhole?.(key, Math.min(o.inMemoryBytes, o.maxInputBytes), allocate);
+    o.signal.throwIfAborted();
+    if (whole?.length === 0) throw new PermanentError(`${key}: input is empty (0 bytes)`);
+  } catch (err) {
+    giveBack();
+    throw err;
   }
+  if (whole) {
+    return { key, size: whole.length, sha256: createHash('sha256').update(whole).digest('hex'), buffer: whole, release: async () => giveBack() };
+  }
+  giveBack(); // too large, or still growing: streamed below
   const stream = await store.read(key);
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];

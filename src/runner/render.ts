@@ -8,6 +8,7 @@ import { stepTypeOf } from '../steps/registry.js';
 import type { StepContext } from '../steps/step.js';
 import type { Store } from '../stores/store.js';
 import { fetchInput } from './fetch-input.js';
+import { InputBuffers } from './input-buffers.js';
 
 export interface RenderDeps {
   ledger: SqliteLedger;
@@ -27,6 +28,9 @@ export interface RenderResult {
 
 const IN_MEMORY_BYTES = 64 * 1024 * 1024;
 
+/** One set for the process: a job's input buffer serves the next job (see InputBuffers). */
+const inputBuffers = new InputBuffers({ maxBufferBytes: 32 * 1024 * 1024, maxTotalBytes: 64 * 1024 * 1024 });
+
 /** Marks an output so a bucket source never takes it as an input. */
 function outputMetadata(job: Job, sha256: string): Record<string, string> {
   return {
@@ -44,7 +48,7 @@ function outputMetadata(job: Job, sha256: string): Record<string, string> {
  */
 export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, signal: AbortSignal): Promise<RenderResult> {
   const input = await fetchInput(d.source, job.key, {
-    maxInputBytes: p.maxInputBytes, inMemoryBytes: IN_MEMORY_BYTES, tmpDir: d.tmpDir, signal,
+    maxInputBytes: p.maxInputBytes, inMemoryBytes: IN_MEMORY_BYTES, tmpDir: d.tmpDir, signal, buffers: inputBuffers,
   });
   try {
     const keyFor = (stepId: string, ext: string) =>

@@ -28,9 +28,11 @@ export interface Store {
   /**
    * Optional fast path: the whole value in one Buffer when it is at most
    * `limit` bytes (null when larger: use read()). Saves the stream's chunks
-   * and the copy that joins them.
+   * and the copy that joins them. `allocate(n)` gives the buffer to read
+   * into (at least n bytes; a reused one, see InputBuffers); the result is
+   * a view of it.
    */
-  readWhole?(key: string, limit: number): Promise<Buffer | null>;
+  readWhole?(key: string, limit: number, allocate?: (size: number) => Buffer): Promise<Buffer | null>;
   /** Atomic: readers see the old object/file or the new one, never a half-written one. */
   write(key: string, data: Buffer, options?: WriteOptions): Promise<void>;
   stat(key: string): Promise<StoreEntry | null>;
