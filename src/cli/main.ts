@@ -21,7 +21,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .description('run the service: every source, the queue, the HTTP endpoint')
     .addOption(pipelinesOption())
     .addOption(dataOption())
-    .option('--concurrency <n>', 'jobs at once over all pipelines (default: CPU count + 1)', (v) => positiveInt('--concurrency', v))
+    .option('--concurrency <n>', 'jobs at once over all pipelines (default: CPU count + 2)', (v) => positiveInt('--concurrency', v))
     .option('--high-water-mark <n>', 'sources wait while this many jobs are queued', (v) => positiveInt('--high-water-mark', v))
     .addOption(new Option('--port <n>', 'HTTP port (0: any free port, logged); see docs/HTTP.md').default(8080).env('MEDIAFLOW_PORT').argParser(port))
     .addOption(new Option('--host <address>', 'HTTP address to bind; other than loopback only with MEDIAFLOW_TOKEN').default('127.0.0.1').env('MEDIAFLOW_HOST'))
