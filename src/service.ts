@@ -157,7 +157,7 @@ export class Service extends EventEmitter {
     for (const { pipeline, relKey } of this.router.route(event)) {
       if (event.type === 'removed') {
         // Runs on after handle() returns, possibly past stop() closing the ledger: never an unhandled rejection.
-        this.removed(pipeline, event.data.key).catch((err) => {
+        this.removed(pipeline, event.data.key, event.data.folder === true).catch((err) => {
           if (!this.stopping) this.logger.error({ err, pipeline: pipeline.name, key: event.data.key }, 'removing outputs failed');
         });
       }
@@ -233,16 +233,19 @@ export class Service extends EventEmitter {
     }
   }
 
-  private async removed(p: LoadedPipeline, key: string): Promise<void> {
+  /** A source key is gone (`folder`: a folder with every key below it): delete-outputs deletes what was made from it. */
+  private async removed(p: LoadedPipeline, key: string, folder = false): Promise<void> {
     if (p.onDelete !== 'delete-outputs') return;
     const output = this.stores.outputFor(p);
-    for (const job of this.ledger.doneForKey(p.name, this.stores.sourceFor(p).name, key)) {
+    const store = this.stores.sourceFor(p).name;
+    const jobs = folder ? this.ledger.doneUnderFolder(p.name, store, key) : this.ledger.doneForKey(p.name, store, key);
+    for (const job of jobs) {
       for (const o of job.outputs) {
         // Another key with the same content may share these names (key template without {name}).
         await output.delete(o.key).catch((err) => this.logger.error({ err, key: o.key }, 'could not delete output'));
       }
       this.ledger.markState(job.id, 'removed');
-      this.logger.info({ pipeline: p.name, key, outputs: job.outputs.length }, 'input removed, outputs deleted');
+      this.logger.info({ pipeline: p.name, key: job.key, outputs: job.outputs.length }, 'input removed, outputs deleted');
     }
   }
 

@@ -23,6 +23,12 @@ export interface MediaEvent {
     contentType?: string;
     /** When the file/object changed, for event-lag metrics (ms since epoch). */
     changedAtMs?: number;
+    /**
+     * On `removed` from a folder source: the key is a folder that left (moved
+     * out), with everything below it. The watcher sees only the folder go,
+     * not the files inside, so the removal covers every key under `key/`.
+     */
+    folder?: boolean;
   };
 }
 

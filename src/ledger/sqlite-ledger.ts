@@ -150,7 +150,16 @@ export class SqliteLedger {
       .all(pipeline, store, key) as Row[]).map(toJob);
   }
 
-  /** Jobs not finished: queued, running (a crash left them), or failed awaiting retry. */
+  /**
+   * Done jobs of every source key below a folder (`folder/...`, any depth), for
+   * delete-outputs when the folder leaves. A key range rather than LIKE, so
+   * the (pipeline, store, key) index serves it: '0' is the character after '/'.
+   */
+  doneUnderFolder(pipeline: string, store: string, folder: string): Job[] {
+    return (this.sql("SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key > ? AND key < ? AND state = 'done'")
+      .all(pipeline, store, `${folder}/`, `${folder}0`) as Row[]).map(toJob);
+  }
+
   /**
    * Jobs to (re)queue. `since` (ms): only those changed since then, or whose
    * retry fell due since then; 0 for all. A service polls with `since`, so a

@@ -35,7 +35,8 @@ export class Router {
         if (!rel.startsWith(src.prefix) || !rel.endsWith(src.suffix)) continue;
         rel = rel.slice(src.prefix.length);
       }
-      if (rel && r.matches(rel)) out.push({ pipeline: r.pipeline, relKey: rel });
+      // A folder that left is not matched by the include globs (they name files): every pipeline of the store may have keys under it.
+      if (rel && ((event.type === 'removed' && event.data.folder === true) || r.matches(rel))) out.push({ pipeline: r.pipeline, relKey: rel });
     }
     return out;
   }

@@ -1,4 +1,4 @@
-import { watch, readFileSync, type Dirent, type FSWatcher } from 'node:fs';
+import { existsSync, watch, readFileSync, type Dirent, type FSWatcher } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -141,6 +141,9 @@ export class DirectoryWatcher {
       return;
     }
     if (this.options.ignore(name)) return;
+    // libuv names a watched folder's own move or removal (IN_MOVE_SELF, IN_DELETE_SELF) after the folder
+    // itself, as if a file `dir/<dir's name>` had changed. The parent's watch reports the folder going.
+    if (name === path.basename(dir) && !existsSync(dir)) return;
     this.options.onName(path.join(dir, name));
   }
 }

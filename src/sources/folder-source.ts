@@ -143,7 +143,9 @@ export class FolderSource implements Source {
       if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') {
         this.options.logger.error({ err, source: this.name, file }, 'could not read file');
       } else if (this.watcher!.isWatched(file)) {
-        this.watcher!.unwatch(file); // a folder removed or moved away
+        // A folder removed or moved away. Moved away, its files send no events of their own: the removal covers them all.
+        this.watcher!.unwatch(file);
+        this.removed(file, true);
       } else {
         this.removed(file);
       }
@@ -221,10 +223,11 @@ export class FolderSource implements Source {
     }
   }
 
-  private removed(file: string): void {
+  /** `folder`: a folder left, and with it every file below it. */
+  private removed(file: string, folder = false): void {
     if (this.stopped) return;
     this.settling.delete(file);
-    void this.emit!(makeEvent(this.name, 'removed', { store: this.name, key: this.keyOf(file) }))
+    void this.emit!(makeEvent(this.name, 'removed', { store: this.name, key: this.keyOf(file), ...(folder && { folder: true }) }))
       .catch((err) => this.options.logger.error({ err, source: this.name }, 'removed event failed'));
   }
 }

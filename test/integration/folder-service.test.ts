@@ -189,6 +189,28 @@ describe('folder to folder', () => {
     expect(existsSync(path.join(ws.out, 'keep/a/thumb.png'))).toBe(true);
   });
 
+  it('onDelete delete-outputs: a folder moved out of the inbox takes the outputs of every file below it', async () => {
+    const del = ws.pipeline({ name: 'del', onDelete: 'delete-outputs', output: { type: 'folder', path: './out/del' } });
+    const keep = ws.pipeline({ name: 'keep', output: { type: 'folder', path: './out/keep' } });
+    const s = start([del, keep]);
+    await s.start();
+    mkdirSync(path.join(ws.inbox, 'trip/day1'), { recursive: true });
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'trip/a.jpg'));
+    copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'trip/day1/b.jpg'));
+    copyFileSync(fixture('flowers.jpeg'), path.join(ws.inbox, 'trip.jpg'));
+    await waitFor('6 jobs done', () => s.ledger.counts().done === 6);
+    // Moved out, the folder's files send no events: only the folder's own name goes.
+    const away = path.join(ws.root, 'away');
+    renameSync(path.join(ws.inbox, 'trip'), away);
+    await waitFor('outputs below the folder deleted', () =>
+      !existsSync(path.join(ws.out, 'del/trip/a/thumb.png')) && !existsSync(path.join(ws.out, 'del/trip/day1/b/thumb.png')));
+    await waitFor('their jobs marked removed', () => s.ledger.counts().removed === 2);
+    expect(existsSync(path.join(ws.out, 'del/trip/thumb.png'))).toBe(true); // trip.jpg, beside the folder
+    expect(existsSync(path.join(ws.out, 'keep/trip/a/thumb.png'))).toBe(true);
+    expect(existsSync(path.join(ws.out, 'keep/trip/day1/b/thumb.png'))).toBe(true);
+    expect(existsSync(path.join(away, 'day1/b.jpg'))).toBe(true);
+  });
+
   it('processes files present at start (catch-up) and does not follow symlinks out of the folder', async () => {
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'before.jpg'));
     const { symlinkSync } = await import('node:fs');

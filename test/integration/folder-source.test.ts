@@ -70,6 +70,23 @@ describe('folder source (one watch per folder, real file system)', () => {
     writeFileSync(path.join(ws.inbox, 'renamed/deep/c.jpg'), 'c');
     await waitFor('file in the renamed folder', () => created().includes('renamed/deep/c.jpg'));
     expect(created()).not.toContain('batch/deep/c.jpg');
+    // The old name left as a folder: one removal covering what was under it.
+    expect(events.filter((e) => e.type === 'removed').map((e) => [e.data.key, e.data.folder])).toEqual([['batch', true]]);
+  });
+
+  it('reports a folder moved out as one removal of the folder, its files included', async () => {
+    file('keep.jpg');
+    file('trip/a.jpg');
+    file('trip/day1/b.jpg');
+    await start();
+    await waitFor('3 files', () => created().length === 3);
+    renameSync(path.join(ws.inbox, 'trip'), path.join(ws.root, 'away'));
+    await waitFor('the folder removed', () => removed().includes('trip'));
+    expect(events.find((e) => e.type === 'removed')?.data).toMatchObject({ key: 'trip', folder: true });
+    await waitFor('watches of the folders moved out closed', () => source.watchedFolders === 1);
+    // Their files send nothing of their own, and nothing else was reported.
+    await sleep(100);
+    expect(removed()).toEqual(['trip']);
   });
 
   it('reports each file of a removed folder as removed, and each removed file', async () => {

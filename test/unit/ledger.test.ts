@@ -42,6 +42,18 @@ describe('SqliteLedger', () => {
     expect(ledger.findRender('sha', 'other')).toBeNull();
   });
 
+  it('finds the done jobs below a folder, at any depth, and nothing beside it', () => {
+    const keys = ['trip/a.jpg', 'trip/day1/b.jpg', 'trip', 'trip.jpg', 'trip-2/c.jpg', 'trips/d.jpg', 'other/trip/e.jpg', 'trip/queued.jpg'];
+    for (const key of keys) {
+      const j = ledger.upsert({ ...job, key, relKey: key }).job;
+      if (key !== 'trip/queued.jpg') ledger.markDone(j.id, [], false);
+    }
+    ledger.markDone(ledger.upsert({ ...job, pipeline: 'q', key: 'trip/f.jpg', relKey: 'trip/f.jpg' }).job.id, [], false);
+    expect(ledger.doneUnderFolder('p', job.store, 'trip').map((j) => j.key).sort()).toEqual(['trip/a.jpg', 'trip/day1/b.jpg']);
+    expect(ledger.doneUnderFolder('p', job.store, 'trip/day1').map((j) => j.key)).toEqual(['trip/day1/b.jpg']);
+    expect(ledger.doneUnderFolder('p', 'folder:/elsewhere', 'trip')).toEqual([]);
+  });
+
   it('counts by state and replays dead letters', () => {
     const a = ledger.upsert(job).job;
     const b = ledger.upsert({ ...job, key: 'b.jpg' }).job;

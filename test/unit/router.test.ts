@@ -24,6 +24,16 @@ describe('Router', () => {
     expect(at('folder:/srv/other', 'b.jpg')).toEqual([]);
   });
 
+  it('routes a folder that left to every pipeline of its store, whatever the globs (they name files)', () => {
+    const gone = (store: string, key: string, folder?: boolean) =>
+      router.route(makeEvent(store, 'removed', { store, key, ...(folder !== undefined && { folder }) })).map((r) => `${r.pipeline.name}:${r.relKey}`);
+    expect(gone('folder:/srv/in', 'trip/day1', true)).toEqual(['folder:trip/day1']);
+    expect(gone('folder:/srv/in', 'trip/day1')).toEqual([]);
+    expect(gone('folder:/srv/other', 'trip', true)).toEqual([]);
+    // Only a removal: a created event for a folder is never routed.
+    expect(router.route(makeEvent('folder:/srv/in', 'created', { store: 'folder:/srv/in', key: 'trip', folder: true }))).toEqual([]);
+  });
+
   it('matches bucket events by prefix and suffix and strips the prefix', () => {
     expect(at('bucket:ups', 'photos/x/y.png')).toEqual(['bucket:x/y.png']);
     expect(at('bucket:ups', 'other/y.png')).toEqual([]);
