@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MediaflowError } from '../errors.js';
-import type { MediaEvent } from '../events/media-event.js';
+import { makeEvent, type MediaEvent } from '../events/media-event.js';
 import type { Job, JobState } from '../ledger/ledger.js';
 import { silentLogger, type Logger } from '../log.js';
 import { renderKey } from '../pipeline/key-template.js';
@@ -61,8 +61,13 @@ const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'f
  * ask for one, then a signed POST to each distinct notify.url.
  * Emits 'completed' (CompletionEvent), 'notify-failed' (url, attempt, error,
  * final) and 'delivered' (url, attempt).
- * Groups live in memory: inputs resumed from the ledger after a restart finish
- * without a completion event; a duplicate event for a finished input sends none.
+ * Groups live in memory. A job that ends outside any group (resumed from the
+ * ledger after a restart, or put back by `dlq retry`) has its input's group
+ * rebuilt from the ledger, so that input still completes once its last job
+ * ends. A duplicate event for a finished input sends none. Not covered: a
+ * process killed after an input's last job was recorded but before its
+ * manifest was written and its notification delivered; nothing runs for
+ * that input again, so nothing sends it.
  */
 export class Completion extends EventEmitter {
   private readonly groups = new Map<string, Group>();
@@ -133,11 +138,34 @@ export class Completion extends EventEmitter {
 
   private jobEnded(o: JobOutcome): void {
     const key = this.groupOfJob.get(o.job.id);
-    const group = key ? this.groups.get(key) : undefined;
+    const group = key ? this.groups.get(key) : this.rebuild(o.job);
     const member = group?.members.get(o.job.id);
     if (!group || !member) return;
     member.job = o.job; // 'failed' keeps it open: a retry follows
     this.check(group);
+  }
+
+  /**
+   * The group of a job no event routed here (resumed after a restart, or a
+   * dead letter retried): its input's jobs in the pipelines loaded now, read
+   * from the ledger. Size and content type were in the event, so they are unknown.
+   */
+  private rebuild(job: Job): Group | undefined {
+    const storeKey = `${job.store}\0${job.key}`;
+    const key = `${storeKey}\0${job.version}`;
+    const group: Group = { key, storeKey, event: makeEvent('mediaflow', 'created', { store: job.store, key: job.key }), members: new Map() };
+    for (const pipeline of this.service.pipelineList) {
+      for (const j of this.service.ledger.jobsOfVersion(pipeline.name, job.store, job.key, job.version)) {
+        // A superseded job runs only if its version is seen again: it does not hold the group open.
+        if (j.fingerprint !== pipeline.fingerprint || j.state === 'superseded' || (!isPending(j.state) && !isFinal(j.state))) continue;
+        group.members.set(j.id, { job: j, pipeline });
+      }
+    }
+    if (!group.members.has(job.id)) return undefined;
+    this.groups.set(key, group);
+    this.groupsOfInput.set(storeKey, (this.groupsOfInput.get(storeKey) ?? new Set<string>()).add(key));
+    for (const id of group.members.keys()) this.groupOfJob.set(id, key);
+    return group;
   }
 
   private forget(g: Group): void {

@@ -144,6 +144,12 @@ export class SqliteLedger {
     return row ? toJob(row) : null;
   }
 
+  /** The jobs of one version of one source key in one pipeline (one per fingerprint the pipeline had). */
+  jobsOfVersion(pipeline: string, store: string, key: string, version: string): Job[] {
+    return (this.sql('SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key = ? AND version = ?')
+      .all(pipeline, store, key, version) as Row[]).map(toJob);
+  }
+
   /** Done jobs of one source key, for delete-outputs on removal. */
   doneForKey(pipeline: string, store: string, key: string): Job[] {
     return (this.sql("SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key = ? AND state = 'done'")

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -128,6 +128,62 @@ describe('completion events', () => {
     expect(completed).toHaveLength(1);
     expect(completion.open).toBe(0);
     expect(hook.received).toHaveLength(2);
+  });
+
+  it('a dead letter retried later completes its input again, from the ledger (no event routes it)', async () => {
+    const hook = await receiver([]);
+    cleanups.push(hook.close);
+    const blocker = path.join(ws.root, 'broken-out');
+    writeFileSync(blocker, 'a file where a folder should be'); // every write fails until it is removed
+    const thumbs = ws.pipeline({ name: 'thumbs', output: { type: 'folder', path: './out/thumbs' }, notify: { url: hook.url, backoffMs: 10 } });
+    const broken = ws.pipeline({ name: 'broken', output: { type: 'folder', path: './broken-out' }, retry: { attempts: 1, backoffMs: 10 } });
+    const { service, completion, completed } = build([thumbs, broken]);
+    await service.start();
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    await waitFor('first completion delivered', () => hook.received.length === 1);
+    expect(completed[0]!.data.state).toBe('partial');
+
+    rmSync(blocker);
+    expect(service.ledger.retryDead()).toBe(1); // what `mediaflow dlq retry` does, from another process
+    await waitFor('second completion delivered', () => hook.received.length === 2);
+    const again = JSON.parse(hook.received[1]!.body) as CompletionEvent;
+    expect(again.data.state).toBe('done');
+    expect(again.data.input).toMatchObject({ store: `folder:${ws.inbox}`, key: 'a.jpg', version: completed[0]!.data.input.version });
+    expect(again.data.pipelines.map((p) => [p.pipeline, p.state]).sort()).toEqual([['broken', 'done'], ['thumbs', 'done']]);
+    expect(again.id).not.toBe(completed[0]!.id);
+    expect(completion.open).toBe(0);
+  });
+
+  it('an input whose jobs a restart split completes once after it (the walk and the resumed job both lead there)', async () => {
+    const hook = await receiver([]);
+    cleanups.push(hook.close);
+    const blocker = path.join(ws.root, 'broken-out');
+    writeFileSync(blocker, 'a file where a folder should be');
+    const thumbs = ws.pipeline({ name: 'thumbs', output: { type: 'folder', path: './out/thumbs' }, notify: { url: hook.url, backoffMs: 10 } });
+    const broken = ws.pipeline({ name: 'broken', output: { type: 'folder', path: './broken-out' }, retry: { attempts: 3, backoffMs: 1000, maxBackoffMs: 1000 } });
+    const first = build([thumbs, broken]);
+    await first.service.start();
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    await waitFor('one done, one waiting for its retry', () => {
+      const c = first.service.ledger.counts();
+      return c.done === 1 && c.failed === 1;
+    });
+    await first.service.stop();
+    await first.completion.close();
+    expect(hook.received).toHaveLength(0);
+
+    rmSync(blocker);
+    await new Promise((r) => setTimeout(r, 1100)); // the retry falls due
+    const second = build([thumbs, broken]);
+    await second.service.start();
+    await waitFor('completion delivered', () => hook.received.length === 1);
+    await second.service.idle();
+    const event = JSON.parse(hook.received[0]!.body) as CompletionEvent;
+    expect(event.data.state).toBe('done');
+    expect(event.data.pipelines.map((p) => [p.pipeline, p.state]).sort()).toEqual([['broken', 'done'], ['thumbs', 'done']]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(hook.received).toHaveLength(1);
+    expect(second.completion.open).toBe(0);
   });
 
   it('a newer version supersedes a queued older one: only the newer completes', async () => {
