@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { MediaflowError } from '../errors.js';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
 import type { Job, JobState } from '../ledger/ledger.js';
+import type { OutboxEntry } from '../ledger/sqlite-ledger.js';
 import { silentLogger, type Logger } from '../log.js';
 import { renderKey } from '../pipeline/key-template.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
@@ -40,6 +41,10 @@ export interface CompletionEvent {
 }
 
 interface Member { job: Job; pipeline: LoadedPipeline }
+/** A manifest to write, as the outbox keeps it. */
+interface ManifestTarget { store: string; key: string; pipeline: string; sourceKey: string }
+/** A notify URL to POST to, with its retry settings, as the outbox keeps it. */
+interface NotifyTarget { url: string; attempts: number; backoffMs: number }
 interface Group { key: string; storeKey: string; event: MediaEvent; members: Map<number, Member> }
 
 export interface CompletionOptions {
@@ -64,10 +69,12 @@ const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'f
  * Groups live in memory. A job that ends outside any group (resumed from the
  * ledger after a restart, or put back by `dlq retry`) has its input's group
  * rebuilt from the ledger, so that input still completes once its last job
- * ends. A duplicate event for a finished input sends none. Not covered: a
- * process killed after an input's last job was recorded but before its
- * manifest was written and its notification delivered; nothing runs for
- * that input again, so nothing sends it.
+ * ends. A duplicate event for a finished input sends none. An event with a
+ * manifest or a notify URL goes into the ledger's outbox in the same tick as
+ * the last job's outcome, before anything of it is written or sent, and
+ * leaves it once written and delivered (or its attempts are used up): what a
+ * stop or a crash cut short is written and sent at the next start, under the
+ * same event id (at least once; receivers tell repeats by the id).
  */
 export class Completion extends EventEmitter {
   private readonly groups = new Map<string, Group>();
@@ -89,6 +96,7 @@ export class Completion extends EventEmitter {
     }
     service.on('routed', this.onRouted);
     service.on('job', this.onJob);
+    this.resend();
   }
 
   /** Inputs still waiting for some pipeline. */
@@ -180,10 +188,8 @@ export class Completion extends EventEmitter {
     for (const m of g.members.values()) if (!isFinal(m.job.state)) return;
     this.forget(g);
     for (const id of g.members.keys()) this.groupOfJob.delete(id);
-    const work = this.finish([...g.members.values()], g.event)
-      .catch((err) => this.logger.error({ err, key: g.event.data.key }, 'completion event failed'));
-    this.pending.add(work);
-    void work.finally(() => this.pending.delete(work));
+    this.track(this.finish([...g.members.values()], g.event)
+      .catch((err) => this.logger.error({ err, key: g.event.data.key }, 'completion event failed')));
   }
 
   private manifestKey(m: Member): string | null {
@@ -228,40 +234,101 @@ export class Completion extends EventEmitter {
 
   private async finish(members: Member[], event: MediaEvent): Promise<void> {
     const completion = this.build(members, event);
-    const targets = new Map<string, NonNullable<LoadedPipeline['notify']>>();
-    for (const { pipeline } of members) if (pipeline.notify && !targets.has(pipeline.notify.url)) targets.set(pipeline.notify.url, pipeline.notify);
-    const hasManifest = completion.data.pipelines.some((p) => p.manifest);
-    // Serialised only when it is written or sent (most inputs have neither).
-    const body = hasManifest || targets.size ? `${JSON.stringify(completion, null, 2)}\n` : '';
-    const log = this.logger.child({ key: completion.subject, event: completion.id });
-    const written = new Set<string>();
-    for (const p of completion.data.pipelines) {
-      if (!p.manifest || written.has(`${p.manifest.store}\0${p.manifest.key}`)) continue;
-      written.add(`${p.manifest.store}\0${p.manifest.key}`);
-      await this.service.stores.byName(p.manifest.store).write(p.manifest.key, Buffer.from(body), {
-        contentType: 'application/json',
-        // Tagged like every output, so a bucket source never takes the manifest as an input.
-        metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': p.pipeline, 'mediaflow-source-key': completion.subject },
-      }).catch((err) => log.error({ err, pipeline: p.pipeline, manifest: p.manifest!.key }, 'could not write manifest'));
+    const targets: NotifyTarget[] = [];
+    for (const { pipeline: { notify } } of members) {
+      if (notify && !targets.some((t) => t.url === notify.url)) targets.push({ url: notify.url, attempts: notify.attempts, backoffMs: notify.backoffMs });
     }
-    // For one pipeline without manifest or notify, its "job done" line already says it all.
-    const level = members.length > 1 || hasManifest || targets.size ? 'info' : 'debug';
-    log[level]({ state: completion.data.state, pipelines: members.length }, 'input complete');
+    const manifests: ManifestTarget[] = [];
+    for (const p of completion.data.pipelines) {
+      if (p.manifest && !manifests.some((m) => m.store === p.manifest!.store && m.key === p.manifest!.key)) {
+        manifests.push({ ...p.manifest, pipeline: p.pipeline, sourceKey: completion.subject });
+      }
+    }
+    const log = this.logger.child({ key: completion.subject, event: completion.id });
+    if (manifests.length === 0 && targets.length === 0) {
+      // For one pipeline without manifest or notify, its "job done" line already says it all.
+      log[members.length > 1 ? 'info' : 'debug']({ state: completion.data.state, pipelines: members.length }, 'input complete');
+      this.emit('completed', completion);
+      return;
+    }
+    const body = `${JSON.stringify(completion, null, 2)}\n`;
+    // Recorded before any of it is written or sent (this runs in the same tick as the last job's outcome):
+    // a stop or a crash from here on leaves it to the next start, not lost.
+    const entry = { id: this.service.ledger.addToOutbox(completion.id, body, manifests, targets), eventId: completion.id, body, manifests, targets };
+    await this.writeManifests(entry, log);
+    log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');
     this.emit('completed', completion);
-    await Promise.all([...targets.values()].map((n) => deliver(
-      { url: n.url, body, eventId: completion.id, secret: this.o.secret!, attempts: n.attempts, backoffMs: n.backoffMs },
-      {
-        signal: this.closing.signal,
-        timeoutMs: this.o.notifyTimeoutMs,
-        onDelivered: (attempt) => { log.info({ url: n.url, attempt }, 'completion event delivered'); this.emit('delivered', n.url, attempt); },
-        onFailure: (attempt, error, final) => {
-          if (final) log.error({ url: n.url, attempt, err: error }, 'completion event not delivered: attempts used up');
-          else log.warn({ url: n.url, attempt, err: error }, 'completion event delivery failed, will retry');
-          this.emit('notify-failed', n.url, attempt, error, final);
+    await this.deliverAll(entry, log);
+  }
+
+  /** Writes and sends what an earlier run left in the outbox, with the same event id, so receivers can tell a repeat. */
+  private resend(): void {
+    const entries = this.service.ledger.outbox<ManifestTarget, NotifyTarget>();
+    if (entries.length === 0) return;
+    this.logger.info({ events: entries.length }, 'completion events the last run left unwritten or unsent: writing and sending them now');
+    for (const e of entries) {
+      const log = this.logger.child({ event: e.eventId });
+      if (e.targets.length && !this.o.secret) {
+        log.error({ urls: e.targets.map((t) => t.url) }, 'completion event not delivered: MEDIAFLOW_NOTIFY_SECRET is not set to sign it');
+        e.targets = [];
+      }
+      this.track((async () => {
+        await this.writeManifests(e, log);
+        await this.deliverAll(e, log);
+      })().catch((err) => log.error({ err }, 'completion event failed')));
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
+  /** What is left of an entry goes back to the outbox (once the ledger is closed, it stays as it was: done again next start). */
+  private save(e: Pick<OutboxEntry, 'id'>, manifests: ManifestTarget[], targets: NotifyTarget[]): void {
+    if (this.service.ledger.open) this.service.ledger.updateOutbox(e.id, manifests, targets);
+  }
+
+  private async writeManifests(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
+    if (e.manifests.length === 0) return;
+    for (const m of e.manifests) {
+      try {
+        await this.service.stores.byName(m.store).write(m.key, Buffer.from(e.body), {
+          contentType: 'application/json',
+          // Tagged like every output, so a bucket source never takes the manifest as an input.
+          metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': m.pipeline, 'mediaflow-source-key': m.sourceKey },
+        });
+      } catch (err) {
+        log.error({ err, pipeline: m.pipeline, manifest: m.key }, 'could not write manifest');
+      }
+    }
+    this.save(e, [], e.targets);
+  }
+
+  private async deliverAll(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'targets'>, log: Logger): Promise<void> {
+    let left = [...e.targets];
+    await Promise.all(e.targets.map(async (n) => {
+      const delivered = await deliver(
+        { url: n.url, body: e.body, eventId: e.eventId, secret: this.o.secret!, attempts: n.attempts, backoffMs: n.backoffMs },
+        {
+          signal: this.closing.signal,
+          timeoutMs: this.o.notifyTimeoutMs,
+          onDelivered: (attempt) => { log.info({ url: n.url, attempt }, 'completion event delivered'); this.emit('delivered', n.url, attempt); },
+          onFailure: (attempt, error, final) => {
+            if (!final) log.warn({ url: n.url, attempt, err: error }, 'completion event delivery failed, will retry');
+            else if (this.closing.signal.aborted) log.warn({ url: n.url, attempt, err: error }, 'completion event delivery stopped: sent again at the next start');
+            else log.error({ url: n.url, attempt, err: error }, 'completion event not delivered: attempts used up');
+            this.emit('notify-failed', n.url, attempt, error, final);
+          },
+          onAbandoned: (attempt) => log.warn({ url: n.url, attempt }, 'completion event delivery stopped before the next attempt: sent again at the next start'),
         },
-        onAbandoned: (attempt) => log.error({ url: n.url, attempt }, 'completion event not delivered: stopped before the next attempt'),
-      },
-    )));
+      );
+      // Delivered, or its attempts used up: done with. Cut short by a stop: left for the next start.
+      if (delivered || !this.closing.signal.aborted) {
+        left = left.filter((t) => t !== n);
+        this.save(e, [], left);
+      }
+    }));
   }
 
   /** Stops listening; waits for manifests and deliveries under way, giving up retries not yet due. */

@@ -27,7 +27,29 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_render ON jobs (sha256, fingerprint, state);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs (pipeline, store, key);
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  manifests TEXT NOT NULL,
+  targets TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
 `;
+
+/**
+ * A completion event still to write or send: its body byte for byte (the
+ * manifests' contents and what is signed), the manifests to write and the
+ * notify targets not yet delivered to.
+ */
+export interface OutboxEntry<M = unknown, T = unknown> {
+  id: number;
+  eventId: string;
+  body: string;
+  manifests: M[];
+  targets: T[];
+  createdAt: number;
+}
 
 interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
@@ -142,6 +164,24 @@ export class SqliteLedger {
       "SELECT * FROM jobs WHERE sha256 = ? AND fingerprint = ? AND state = 'done' ORDER BY deduplicated ASC, id DESC LIMIT 1",
     ).get(sha256, fingerprint) as Row | undefined;
     return row ? toJob(row) : null;
+  }
+
+  /** Records a completion event before anything of it is written or sent; returns its id. */
+  addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): number {
+    return Number(this.sql('INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now()).lastInsertRowid);
+  }
+
+  /** What is left of an outbox entry: the manifests and targets still to do; nothing left removes it. */
+  updateOutbox(id: number, manifests: unknown[], targets: unknown[]): void {
+    if (manifests.length === 0 && targets.length === 0) this.sql('DELETE FROM outbox WHERE id = ?').run(id);
+    else this.sql('UPDATE outbox SET manifests = ?, targets = ? WHERE id = ?').run(JSON.stringify(manifests), JSON.stringify(targets), id);
+  }
+
+  /** Completion events an earlier run left unwritten or unsent (stopped or killed meanwhile), oldest first. */
+  outbox<M, T>(): OutboxEntry<M, T>[] {
+    return (this.sql('SELECT * FROM outbox ORDER BY id').all() as { id: number; event_id: string; body: string; manifests: string; targets: string; created_at: number }[])
+      .map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: JSON.parse(r.manifests) as M[], targets: JSON.parse(r.targets) as T[], createdAt: r.created_at }));
   }
 
   /** The jobs of one version of one source key in one pipeline (one per fingerprint the pipeline had). */

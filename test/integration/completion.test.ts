@@ -186,6 +186,37 @@ describe('completion events', () => {
     expect(second.completion.open).toBe(0);
   });
 
+  it('a delivery cut short by a stop is sent again at the next start, same event, once', async () => {
+    const hook = await receiver([503]);
+    cleanups.push(hook.close);
+    const p = ws.pipeline({ manifest: {}, notify: { url: hook.url, attempts: 5, backoffMs: 60_000 } });
+    const first = build([p]);
+    await first.service.start();
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    await waitFor('first attempt refused', () => hook.received.length === 1);
+    await first.service.stop();
+    await first.completion.close(); // gives up the wait for the 2nd attempt
+    const manifest = path.join(ws.out, 'a/manifest.json');
+    expect(readFileSync(manifest, 'utf8')).toBe(hook.received[0]!.body); // written before the first attempt: not again
+
+    const second = build([p]);
+    await second.service.start();
+    await waitFor('sent again', () => hook.received.length === 2);
+    expect(hook.received.map((r) => r.status)).toEqual([503, 200]);
+    expect(hook.received[1]!.eventId).toBe(hook.received[0]!.eventId);
+    expect(hook.received[1]!.body).toBe(hook.received[0]!.body);
+    expect(verifySignature(hook.received[1]!.body, SECRET, hook.received[1]!.signature)).toBe(true);
+    expect(second.completed).toHaveLength(0); // no new completion: the input was finished
+    await second.service.stop();
+    await second.completion.close();
+
+    const third = build([p]);
+    await third.service.start();
+    await third.service.idle();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(hook.received).toHaveLength(2);
+  });
+
   it('a newer version supersedes a queued older one: only the newer completes', async () => {
     const p = ws.pipeline({ steps: [{ id: 'meta', use: 'metadata' }], manifest: { key: '{dir}/{name}.{sha256}.manifest.json' } });
     const { service, completion, completed } = build([p], 1);

@@ -5,6 +5,8 @@
  * input rendered once, except the jobs that were running at a kill.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
@@ -147,6 +149,62 @@ describe('crash: SIGKILL at random points, folder source', () => {
       inputs: inputs.size, kills: KILLS, inFlight: [...inFlight.values()].reduce((a, b) => a + b, 0), ...ledger,
       leftoverTemps: temps.length, seconds: Math.round((Date.now() - started) / 100) / 10,
     };
+  }, 180_000);
+});
+
+describe('crash: SIGKILL while completion events wait for their receiver', () => {
+  let ws: ReturnType<typeof workspace>;
+  beforeAll(() => { ws = workspace('mf-crash-notify-'); });
+  afterEach(() => ws.cleanup());
+
+  it('every input\'s completion event is delivered after the restart, under one event id', async () => {
+    const N = 30;
+    let accept = false;
+    const received: { id: string; subject: string; status: number }[] = [];
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const status = accept ? 200 : 503;
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { subject: string };
+        received.push({ id: String(req.headers['x-mediaflow-event-id']), subject: body.subject, status });
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      for (let i = 0; i < N; i++) writeFileSync(path.join(ws.inbox, `p${i}.jpg`), await smallJpeg(i));
+      writePipeline(path.join(ws.root, 'pipelines'), {
+        name: 'photos', source: { type: 'folder', path: './inbox', stableMs: 50 }, steps, output: { type: 'folder', path: './out' },
+        notify: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, attempts: 5, backoffMs: 60_000 },
+      });
+      const env = { MEDIAFLOW_NOTIFY_SECRET: 'crash-test-secret' };
+      const first = new RunningService(['--data', 'data'], ws.root, env);
+      try {
+        await waitFor('every input done and its event refused once', () =>
+          ledgerCounts(ws.data).done === N && new Set(received.map((r) => r.subject)).size === N, 60_000);
+        first.kill('SIGKILL');
+        expect((await first.exited()).signal).toBe('SIGKILL');
+      } finally {
+        first.kill('SIGKILL');
+      }
+      accept = true;
+      const second = new RunningService(['--data', 'data'], ws.root, env);
+      try {
+        await waitFor('every event delivered', () => new Set(received.filter((r) => r.status === 200).map((r) => r.subject)).size === N, 60_000);
+        second.kill('SIGTERM');
+        expect((await second.exited()).code).toBe(0);
+      } finally {
+        second.kill('SIGKILL');
+      }
+      // Sent again, not made again: one event id per input, the same before and after the kill.
+      const ids = new Map<string, Set<string>>();
+      for (const r of received) ids.set(r.subject, (ids.get(r.subject) ?? new Set()).add(r.id));
+      expect([...ids.values()].every((set) => set.size === 1)).toBe(true);
+      expect(received.filter((r) => r.status === 200)).toHaveLength(N);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   }, 180_000);
 });
 
