@@ -341,7 +341,12 @@ export class Service extends EventEmitter {
   }
 
   /** Graceful stop: intake first, then in-flight jobs finish; waiting ones stay queued in the ledger. */
-  async stop(): Promise<void> {
+  /**
+   * `beforeLedgerCloses`: runs once the jobs in flight have finished and while
+   * the ledger is still open (the completion events' last deliveries record
+   * themselves there).
+   */
+  async stop(beforeLedgerCloses?: () => Promise<void>): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     if (this.poller) clearInterval(this.poller);
@@ -349,6 +354,7 @@ export class Service extends EventEmitter {
     this.retryTimers.clear();
     await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));
     await this.queue.stop();
+    await beforeLedgerCloses?.().catch((err: unknown) => this.logger.error({ err }, 'stop: completion events failed'));
     this.ledger.close();
     this.logger.info('stopped');
   }

@@ -36,7 +36,8 @@ export async function runCommand(o: RunOptions): Promise<number> {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new work, finishing jobs in flight');
       // HTTP first: no new requests while in-flight jobs finish; completion last, for the jobs that finish meanwhile.
-      Promise.resolve(http?.close()).then(() => service.stop()).then(() => completion.close())
+      // The completion events close while the ledger is still open, so the last deliveries leave its outbox.
+      Promise.resolve(http?.close()).then(() => service.stop(() => completion.close()))
         .then(resolve, (err) => { logger.error({ err }, 'stop failed'); resolve(); });
     };
     process.once('SIGINT', () => stop('SIGINT'));
@@ -46,8 +47,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   try {
     http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics });
   } catch (err) {
-    await service.stop();
-    await completion.close();
+    await service.stop(() => completion.close());
     throw err;
   }
   logger.info({ pipelines: pipelines.map((p) => p.name), data: o.data }, 'mediaflow running');

@@ -71,7 +71,8 @@ const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'f
  * rebuilt from the ledger, so that input still completes once its last job
  * ends. A duplicate event for a finished input sends none. An event with a
  * manifest or a notify URL goes into the ledger's outbox in the same tick as
- * the last job's outcome, before anything of it is written or sent, and
+ * the last job's outcome (a transaction of its own, with no I/O waited for
+ * in between), before anything of it is written or sent, and
  * leaves it once written and delivered (or its attempts are used up): what a
  * stop or a crash cut short is written and sent at the next start, under the
  * same event id (at least once; receivers tell repeats by the id).
@@ -145,6 +146,15 @@ export class Completion extends EventEmitter {
   }
 
   private jobEnded(o: JobOutcome): void {
+    // A listener's error would reach the job's own error handling and mark a finished job failed.
+    try {
+      this.jobEndedIn(o);
+    } catch (err) {
+      this.logger.error({ err, job: o.job.id }, 'completion: job outcome not taken');
+    }
+  }
+
+  private jobEndedIn(o: JobOutcome): void {
     const key = this.groupOfJob.get(o.job.id);
     const group = key ? this.groups.get(key) : this.rebuild(o.job);
     const member = group?.members.get(o.job.id);
@@ -161,12 +171,13 @@ export class Completion extends EventEmitter {
   private rebuild(job: Job): Group | undefined {
     const storeKey = `${job.store}\0${job.key}`;
     const key = `${storeKey}\0${job.version}`;
-    const group: Group = { key, storeKey, event: makeEvent('mediaflow', 'created', { store: job.store, key: job.key }), members: new Map() };
+    // Another job of the same input may have an open group (routed here before): this one joins it.
+    const group: Group = this.groups.get(key) ?? { key, storeKey, event: makeEvent('mediaflow', 'created', { store: job.store, key: job.key }), members: new Map() };
     for (const pipeline of this.service.pipelineList) {
       for (const j of this.service.ledger.jobsOfVersion(pipeline.name, job.store, job.key, job.version)) {
         // A superseded job runs only if its version is seen again: it does not hold the group open.
         if (j.fingerprint !== pipeline.fingerprint || j.state === 'superseded' || (!isPending(j.state) && !isFinal(j.state))) continue;
-        group.members.set(j.id, { job: j, pipeline });
+        if (!group.members.has(j.id)) group.members.set(j.id, { job: j, pipeline });
       }
     }
     if (!group.members.has(job.id)) return undefined;
@@ -291,6 +302,7 @@ export class Completion extends EventEmitter {
 
   private async writeManifests(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
     if (e.manifests.length === 0) return;
+    const failed: ManifestTarget[] = [];
     for (const m of e.manifests) {
       try {
         await this.service.stores.byName(m.store).write(m.key, Buffer.from(e.body), {
@@ -299,13 +311,15 @@ export class Completion extends EventEmitter {
           metadata: { 'mediaflow-output': '1', 'mediaflow-pipeline': m.pipeline, 'mediaflow-source-key': m.sourceKey },
         });
       } catch (err) {
-        log.error({ err, pipeline: m.pipeline, manifest: m.key }, 'could not write manifest');
+        log.error({ err, pipeline: m.pipeline, manifest: m.key }, 'could not write manifest: tried again at the next start');
+        failed.push(m);
       }
     }
-    this.save(e, [], e.targets);
+    e.manifests = failed;
+    this.save(e, e.manifests, e.targets);
   }
 
-  private async deliverAll(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'targets'>, log: Logger): Promise<void> {
+  private async deliverAll(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
     let left = [...e.targets];
     await Promise.all(e.targets.map(async (n) => {
       const delivered = await deliver(
@@ -326,7 +340,7 @@ export class Completion extends EventEmitter {
       // Delivered, or its attempts used up: done with. Cut short by a stop: left for the next start.
       if (delivered || !this.closing.signal.aborted) {
         left = left.filter((t) => t !== n);
-        this.save(e, [], left);
+        this.save(e, e.manifests, left);
       }
     }));
   }

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -44,7 +44,7 @@ function build(pipelines: LoadedPipeline[], concurrency = 2) {
   metrics.watchCompletion(completion);
   const completed: CompletionEvent[] = [];
   completion.on('completed', (e: CompletionEvent) => completed.push(e));
-  cleanups.push(async () => { await service.stop(); await completion.close(); metrics.close(); });
+  cleanups.push(async () => { await service.stop(() => completion.close()); metrics.close(); });
   return { service, completion, metrics, completed };
 }
 
@@ -168,8 +168,7 @@ describe('completion events', () => {
       const c = first.service.ledger.counts();
       return c.done === 1 && c.failed === 1;
     });
-    await first.service.stop();
-    await first.completion.close();
+    await first.service.stop(() => first.completion.close());
     expect(hook.received).toHaveLength(0);
 
     rmSync(blocker);
@@ -194,8 +193,7 @@ describe('completion events', () => {
     await first.service.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
     await waitFor('first attempt refused', () => hook.received.length === 1);
-    await first.service.stop();
-    await first.completion.close(); // gives up the wait for the 2nd attempt
+    await first.service.stop(() => first.completion.close()); // gives up the wait for the 2nd attempt
     const manifest = path.join(ws.out, 'a/manifest.json');
     expect(readFileSync(manifest, 'utf8')).toBe(hook.received[0]!.body); // written before the first attempt: not again
 
@@ -207,14 +205,33 @@ describe('completion events', () => {
     expect(hook.received[1]!.body).toBe(hook.received[0]!.body);
     expect(verifySignature(hook.received[1]!.body, SECRET, hook.received[1]!.signature)).toBe(true);
     expect(second.completed).toHaveLength(0); // no new completion: the input was finished
-    await second.service.stop();
-    await second.completion.close();
+    await second.service.stop(() => second.completion.close());
 
     const third = build([p]);
     await third.service.start();
     await third.service.idle();
     await new Promise((r) => setTimeout(r, 200));
     expect(hook.received).toHaveLength(2);
+  });
+
+  it('a manifest whose write failed is written at the next start, with the event it belongs to', async () => {
+    const p = ws.pipeline({ manifest: { key: 'manifests/{name}.json' } });
+    mkdirSync(ws.out, { recursive: true });
+    const blocker = path.join(ws.out, 'manifests');
+    writeFileSync(blocker, 'a file where a folder should be');
+    const first = build([p]);
+    await first.service.start();
+    copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
+    await waitFor('completed, manifest refused', () => first.completed.length === 1);
+    await first.service.stop(() => first.completion.close());
+
+    rmSync(blocker);
+    const second = build([p]);
+    await second.service.start();
+    const manifest = path.join(ws.out, 'manifests/a.json');
+    await waitFor('manifest written', () => existsSync(manifest));
+    expect((JSON.parse(readFileSync(manifest, 'utf8')) as CompletionEvent).id).toBe(first.completed[0]!.id);
+    expect(second.completed).toHaveLength(0);
   });
 
   it('a newer version supersedes a queued older one: only the newer completes', async () => {
