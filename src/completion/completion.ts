@@ -320,6 +320,7 @@ export class Completion extends EventEmitter {
   }
 
   private async deliverAll(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
+    if (e.targets.length === 0) { this.save(e, e.manifests, []); return; } // e.g. no secret to sign them with any more
     let left = [...e.targets];
     await Promise.all(e.targets.map(async (n) => {
       const delivered = await deliver(
@@ -345,7 +346,7 @@ export class Completion extends EventEmitter {
     }));
   }
 
-  /** Stops listening; waits for manifests and deliveries under way, giving up retries not yet due. */
+  /** Stops listening; waits for manifests and deliveries under way, leaving retries not yet due in the outbox for the next start. */
   async close(): Promise<void> {
     this.service.off('routed', this.onRouted);
     this.service.off('job', this.onJob);
