@@ -55,6 +55,9 @@ export interface CompletionOptions {
   notifyTimeoutMs?: number;
 }
 
+/** Completion events of an earlier run written and sent at once at start (the rest wait their turn). */
+export const RESEND_AT_ONCE = 8;
+
 const isFinal = (s: JobState) => s === 'done' || s === 'dead';
 /** States in which a job will still run (superseded ones come back as queued when their version is seen again). */
 const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'failed' || s === 'superseded';
@@ -277,17 +280,20 @@ export class Completion extends EventEmitter {
     const entries = this.service.ledger.outbox<ManifestTarget, NotifyTarget>();
     if (entries.length === 0) return;
     this.logger.info({ events: entries.length }, 'completion events the last run left unwritten or unsent: writing and sending them now');
-    for (const e of entries) {
-      const log = this.logger.child({ event: e.eventId });
-      if (e.targets.length && !this.o.secret) {
-        log.error({ urls: e.targets.map((t) => t.url) }, 'completion event not delivered: MEDIAFLOW_NOTIFY_SECRET is not set to sign it');
-        e.targets = [];
+    // A few at a time: an outage can leave thousands, and each holds a connection while it waits for a retry.
+    let next = 0;
+    const worker = async () => {
+      while (next < entries.length && !this.closing.signal.aborted) {
+        const e = entries[next++]!;
+        const log = this.logger.child({ event: e.eventId });
+        if (e.targets.length && !this.o.secret) {
+          log.error({ urls: e.targets.map((t) => t.url) }, 'completion event not delivered: MEDIAFLOW_NOTIFY_SECRET is not set to sign it');
+          e.targets = [];
+        }
+        await this.writeManifests(e, log).then(() => this.deliverAll(e, log)).catch((err) => log.error({ err }, 'completion event failed'));
       }
-      this.track((async () => {
-        await this.writeManifests(e, log);
-        await this.deliverAll(e, log);
-      })().catch((err) => log.error({ err }, 'completion event failed')));
-    }
+    };
+    for (let i = 0; i < Math.min(RESEND_AT_ONCE, entries.length); i++) this.track(worker());
   }
 
   private track(work: Promise<void>): void {

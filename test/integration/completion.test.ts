@@ -3,7 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Completion, type CompletionEvent } from '../../src/completion/completion.js';
+import { Completion, RESEND_AT_ONCE, type CompletionEvent } from '../../src/completion/completion.js';
+import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { verifySignature } from '../../src/completion/notify.js';
 import { makeEvent, type MediaEvent } from '../../src/events/media-event.js';
 import { Metrics } from '../../src/metrics.js';
@@ -232,6 +233,31 @@ describe('completion events', () => {
     await waitFor('manifest written', () => existsSync(manifest));
     expect((JSON.parse(readFileSync(manifest, 'utf8')) as CompletionEvent).id).toBe(first.completed[0]!.id);
     expect(second.completed).toHaveLength(0);
+  });
+
+  it(`sends what an earlier run left ${RESEND_AT_ONCE} at a time, and empties the outbox`, async () => {
+    let inFlight = 0;
+    let most = 0;
+    const ids: string[] = [];
+    const server = http.createServer((req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      req.resume();
+      req.on('end', () => setTimeout(() => { inFlight--; ids.push(String(req.headers['x-mediaflow-event-id'])); res.writeHead(200).end(); }, 50));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const earlier = new SqliteLedger(ws.data);
+    for (let i = 0; i < 20; i++) earlier.addToOutbox(`event-${i}`, `{"n":${i}}\n`, [], [{ url, attempts: 1, backoffMs: 10 }]);
+    earlier.close();
+
+    const { service } = build([ws.pipeline({})]);
+    await waitFor('20 sent', () => ids.length === 20);
+    expect(new Set(ids).size).toBe(20);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(RESEND_AT_ONCE);
+    await waitFor('outbox empty', () => service.ledger.outbox().length === 0);
   });
 
   it('a newer version supersedes a queued older one: only the newer completes', async () => {
