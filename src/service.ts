@@ -340,8 +340,8 @@ export class Service extends EventEmitter {
     }
   }
 
-  /** Graceful stop: intake first, then in-flight jobs finish; waiting ones stay queued in the ledger. */
   /**
+   * Graceful stop: intake first, then in-flight jobs finish; waiting ones stay queued in the ledger.
    * `beforeLedgerCloses`: runs once the jobs in flight have finished and while
    * the ledger is still open (the completion events' last deliveries record
    * themselves there).

@@ -123,9 +123,7 @@ export class Completion extends EventEmitter {
     if (!group && !jobs.some((j) => isPending(j.state))) return;
     if (!group) {
       group = { key, storeKey, event, members: new Map() };
-      this.groups.set(key, group);
-      const versions = this.groupsOfInput.get(storeKey) ?? new Set<string>();
-      this.groupsOfInput.set(storeKey, versions.add(key));
+      this.remember(group);
     }
     for (const job of jobs) {
       if (!isPending(job.state) && !isFinal(job.state)) continue;
@@ -184,10 +182,15 @@ export class Completion extends EventEmitter {
       }
     }
     if (!group.members.has(job.id)) return undefined;
-    this.groups.set(key, group);
-    this.groupsOfInput.set(storeKey, (this.groupsOfInput.get(storeKey) ?? new Set<string>()).add(key));
+    this.remember(group);
     for (const id of group.members.keys()) this.groupOfJob.set(id, key);
     return group;
+  }
+
+  /** An open group, found by its key and by its input (forget() undoes it). */
+  private remember(g: Group): void {
+    this.groups.set(g.key, g);
+    this.groupsOfInput.set(g.storeKey, (this.groupsOfInput.get(g.storeKey) ?? new Set<string>()).add(g.key));
   }
 
   private forget(g: Group): void {
