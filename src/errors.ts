@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'E_INPUT'              // the input cannot be processed (corrupt, too large, unsupported)
   | 'E_KEY'                // an output key would leave its output root
   | 'E_TIMEOUT'            // a job ran past timeoutMs
+  | 'E_LEDGER'             // the ledger cannot be opened or used (e.g. written by a newer release)
   | 'E_CONFIG';            // environment / command-line settings
 
 export class MediaflowError extends Error {

@@ -76,7 +76,7 @@ export class Metrics {
 
     // Zero series from the start, so a dashboard shows 0 rather than "no data".
     for (const p of service.pipelineList) {
-      for (const state of ['done', 'failed', 'dead']) this.jobs.labels(p.name, state).inc(0);
+      for (const state of ['done', 'failed', 'dead', 'skipped']) this.jobs.labels(p.name, state).inc(0);
       this.dedupHits.labels(p.name).inc(0);
     }
 

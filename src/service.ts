@@ -17,6 +17,7 @@ import { FolderStore, removeStaleFiles } from './stores/folder-store.js';
 import { SPOOL_NAME } from './runner/fetch-input.js';
 import type { Store } from './stores/store.js';
 import { StoreRegistry } from './stores/registry.js';
+import { climbsOut } from './paths.js';
 
 /** A poll of the ledger also looks this far back before the previous poll began: writes it overlapped are not missed. */
 const RESUME_OVERLAP_MS = 2_000;
@@ -31,6 +32,15 @@ export interface ServiceOptions {
   highWaterMark?: number;
   /** How often the ledger is checked for jobs queued by another process (dlq retry) or due for retry. */
   pollMs?: number;
+  /**
+   * How long a render claim holds without renewal (renewed every third of it
+   * while the steps run): when a renderer on another machine dies, a job of
+   * the same content waits this long before rendering it itself. A dead
+   * renderer of this machine is noticed at once. @default 30000
+   */
+  renderLeaseMs?: number;
+  /** How often output folders, the spool and bucket outputs are swept for leftovers of interrupted writes. @default 600000 */
+  sweepIntervalMs?: number;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
 }
@@ -39,7 +49,8 @@ export interface ServiceOptions {
 export interface JobOutcome {
   job: Job;
   pipeline: LoadedPipeline;
-  outcome: 'done' | 'failed' | 'dead';
+  /** skipped: the input was an output of mediaflow (nothing made, see RenderResult.skipped). */
+  outcome: 'done' | 'failed' | 'dead' | 'skipped';
   seconds: number;
 }
 
@@ -59,6 +70,7 @@ export class Service extends EventEmitter {
   private readonly logger: Logger;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private poller: NodeJS.Timeout | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
   private polling = false;
   /** When the last pass over the ledger's unfinished jobs began (0: none yet). */
@@ -115,32 +127,43 @@ export class Service extends EventEmitter {
       await source.start((event) => this.accept(event));
       this.logger.info({ source: source.name }, 'source started');
     }
-    this.sweepOutputTemps();
+    this.sweep();
+    this.sweeper = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 600_000);
+    this.sweeper.unref();
     const pollMs = this.o.pollMs ?? 1000;
     this.poller = setInterval(() => void this.resume(), pollMs);
     this.poller.unref();
   }
 
+  /** Resolves when the last sweep has finished (tests). */
+  sweeping: Promise<void> = Promise.resolve();
+
   /**
-   * In the background: temp files left by writes a crash interrupted, in
-   * every output folder. Only those older than the longest job timeout: a
-   * younger one may be a write in progress (another instance may share the folder).
+   * In the background, at start and then every sweepIntervalMs: leftovers of
+   * writes a crash interrupted, in every output (temp files in folders,
+   * incomplete multipart uploads in buckets) and in the spool of large
+   * inputs. A temp file whose writer was a process of this machine that is
+   * gone goes at once; any other only once older than the longest job
+   * timeout plus a minute, since it may be a write in progress elsewhere (a
+   * folder or bucket shared by several machines).
    */
-  private sweepOutputTemps(): void {
-    const folders = new Map<string, FolderStore>();
+  private sweep(): void {
+    const outputs = new Map<string, Store>();
     for (const p of this.pipelineList) {
       const out = this.stores.outputFor(p);
-      if (out instanceof FolderStore) folders.set(out.name, out);
+      outputs.set(out.name, out);
     }
     const olderThan = Math.max(...this.pipelineList.map((p) => p.timeoutMs)) + 60_000;
-    const swept = (folder: string) => (n: number) => {
-      if (n > 0) this.logger.info({ folder, removed: n }, 'removed temp files of interrupted writes');
+    const swept = (where: string) => (n: number) => {
+      if (n > 0) this.logger.info({ output: where, removed: n }, 'removed leftovers of interrupted writes');
     };
-    const failed = (folder: string) => (err: unknown) => this.logger.warn({ err, folder }, 'could not sweep temp files');
-    for (const store of folders.values()) store.sweepTemps(olderThan).then(swept(store.name), failed(store.name));
-    // Large inputs spooled by fetchInput, left by a crash.
+    const failed = (where: string) => (err: unknown) => this.logger.warn({ err, output: where }, 'could not sweep leftovers of interrupted writes');
     const spool = path.join(this.o.dataDir, 'tmp');
-    removeStaleFiles(spool, SPOOL_NAME, olderThan).then(swept(spool), failed(spool));
+    this.sweeping = Promise.all([
+      ...[...outputs.values()].map((store) => (store.sweep?.(olderThan) ?? Promise.resolve(0)).then(swept(store.name), failed(store.name))),
+      // Large inputs spooled by fetchInput, left by a crash.
+      removeStaleFiles(spool, SPOOL_NAME, olderThan).then(swept(spool), failed(spool)),
+    ]).then(() => {});
   }
 
   /** Backpressure: a source's emit resolves only when the queue has room. */
@@ -181,7 +204,7 @@ export class Service extends EventEmitter {
   /** Records the job (or finds it) and queues it unless it is already finished. */
   intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number): Job {
     const { job } = this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
-    if (job.state === 'done' || job.state === 'dead' || job.state === 'removed') {
+    if (job.state === 'done' || job.state === 'dead' || job.state === 'removed' || job.state === 'skipped') {
       this.logger.debug({ job: job.id, pipeline: p.name, key, state: job.state }, 'already seen');
       return job;
     }
@@ -261,7 +284,7 @@ export class Service extends EventEmitter {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
     const work = renderJob(job, p, {
-      ledger: this.ledger, source: this.stores.byName(job.store), output: this.stores.outputFor(p),
+      ledger: this.ledger, renderLeaseMs: this.o.renderLeaseMs ?? 30_000, source: this.stores.byName(job.store), output: this.stores.outputFor(p),
       tmpDir: path.join(this.o.dataDir, 'tmp'), logger: log,
       onStep: (pipeline, stepId, seconds) => {
         stepMs[stepId] = Math.round(seconds * 1000);
@@ -272,6 +295,12 @@ export class Service extends EventEmitter {
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
     try {
       const result = await Promise.race([work, aborted]);
+      if (result.skipped) {
+        const skipped = this.ledger.markSkipped(job.id, result.skipped, result.sha256)!;
+        log.warn({ reason: result.skipped }, 'input skipped: it is an output of mediaflow');
+        this.emit('job', { job: skipped, pipeline: p, outcome: 'skipped', seconds: (performance.now() - started) / 1000 } satisfies JobOutcome);
+        return;
+      }
       const done = this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256)!;
       const seconds = (performance.now() - started) / 1000;
       log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
@@ -322,7 +351,7 @@ export class Service extends EventEmitter {
     let key = path.basename(file);
     if (p.source.type === 'folder') {
       const rel = path.relative(p.source.path, file);
-      if (!rel.startsWith('..') && !path.isAbsolute(rel)) { store = new FolderStore(p.source.path); key = rel.split(path.sep).join('/'); }
+      if (!climbsOut(rel)) { store = new FolderStore(p.source.path); key = rel.split(path.sep).join('/'); }
     }
     const job = await this.submit(p.name, store, key);
     await this.idle();
@@ -350,6 +379,7 @@ export class Service extends EventEmitter {
     if (this.stopping) return;
     this.stopping = true;
     if (this.poller) clearInterval(this.poller);
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { MediaflowError, PipelineError } from '../errors.js';
+import { DEFAULT_RATE_LIMIT, formatRateLimit, parseRateLimit } from '../http/rate-limit.js';
 import { dlqCommand } from './dlq.js';
 import { processCommand } from './process.js';
 import { runCommand } from './run.js';
@@ -25,6 +26,9 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--high-water-mark <n>', 'sources wait while this many jobs are queued', (v) => positiveInt('--high-water-mark', v))
     .addOption(new Option('--port <n>', 'HTTP port (0: any free port, logged); see docs/HTTP.md').default(8080).env('MEDIAFLOW_PORT').argParser(port))
     .addOption(new Option('--host <address>', 'HTTP address to bind; other than loopback only with MEDIAFLOW_TOKEN').default('127.0.0.1').env('MEDIAFLOW_HOST'))
+    .addOption(new Option('--rate-limit <max/window>', 'requests to /v1/* per client address, e.g. 300/10s; 0 or off: no limit')
+      .default(DEFAULT_RATE_LIMIT, formatRateLimit(DEFAULT_RATE_LIMIT)).env('MEDIAFLOW_RATE_LIMIT')
+      .argParser((v) => parseRateLimit(v)))
     .action(async (o) => { code = await runCommand(o); });
 
   program.command('validate')

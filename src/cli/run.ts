@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { Completion } from '../completion/completion.js';
+import type { RateLimit } from '../http/rate-limit.js';
 import { checkHttpConfig, listenHttp, type HttpServer } from '../http/server.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
@@ -14,6 +15,8 @@ export interface RunOptions {
   /** HTTP port (0: any free port, logged). */
   port: number;
   host: string;
+  /** Requests to /v1/* per client address; false: none (see docs/HTTP.md). */
+  rateLimit: RateLimit | false;
 }
 
 /** `mediaflow run`: runs until SIGINT/SIGTERM, then stops intake, lets in-flight jobs finish and exits 0. */
@@ -45,7 +48,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   });
   await service.start();
   try {
-    http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics });
+    http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics, rateLimit: o.rateLimit });
   } catch (err) {
     await service.stop(() => completion.close());
     throw err;

@@ -20,6 +20,8 @@ export function statusCommand(o: { json?: boolean; data: string }): number {
       deduplicated: c.deduplicated,
       superseded: c.superseded,
       removed: c.removed,
+      // Inputs that were mediaflow's own outputs (a loop cut short): worth a look at the folder layout.
+      skipped: c.skipped,
       backlog: c.queued + c.running + c.failed,
       recentFailures: failures.map((j) => ({ id: j.id, pipeline: j.pipeline, key: j.key, state: j.state, attempts: j.attempts, error: j.error })),
     };
@@ -28,7 +30,7 @@ export function statusCommand(o: { json?: boolean; data: string }): number {
       return 0;
     }
     console.log(`queued ${c.queued}  running ${c.running}  done ${c.done}  failed ${c.failed}  dead ${c.dead}`);
-    console.log(`deduplicated ${c.deduplicated}  superseded ${c.superseded}  backlog ${status.backlog}`);
+    console.log(`deduplicated ${c.deduplicated}  superseded ${c.superseded}  skipped ${c.skipped}  backlog ${status.backlog}`);
     for (const f of status.recentFailures) console.log(`  #${f.id} ${f.state} ${f.pipeline} ${f.key}: ${f.error}`);
     return 0;
   } finally {

@@ -138,7 +138,7 @@ export class Completion extends EventEmitter {
     for (const [id, m] of g.members) {
       if (isFinal(m.job.state)) continue;
       const now = this.service.ledger.get(id);
-      if (!now || now.state === 'superseded' || now.state === 'removed') {
+      if (!now || now.state === 'superseded' || now.state === 'removed' || now.state === 'skipped') {
         g.members.delete(id);
         this.groupOfJob.delete(id);
       }
@@ -160,7 +160,11 @@ export class Completion extends EventEmitter {
     const group = key ? this.groups.get(key) : this.rebuild(o.job);
     const member = group?.members.get(o.job.id);
     if (!group || !member) return;
-    member.job = o.job; // 'failed' keeps it open: a retry follows
+    if (o.outcome === 'skipped') {
+      // An output of mediaflow came back: it completes nothing (and an input all of whose jobs skip sends no event).
+      group.members.delete(o.job.id);
+      this.groupOfJob.delete(o.job.id);
+    } else member.job = o.job; // 'failed' keeps it open: a retry follows
     this.check(group);
   }
 

@@ -1,11 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MediaflowError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import type { Service } from '../service.js';
 import { BadRequest, jobView, parseJobRequest, statusOf, submitJob } from './jobs.js';
+import { DEFAULT_RATE_LIMIT, formatRateLimit, formatWindow, type RateLimit } from './rate-limit.js';
 import { NotS3EventsError, s3RecordsToEvents } from './s3-events.js';
 
 export interface HttpOptions {
@@ -16,6 +18,8 @@ export interface HttpOptions {
   bodyLimit?: number;
   /** Shares the service's metrics with the caller; a new set is made when absent. */
   metrics?: Metrics;
+  /** Requests to /v1/* per client address (req.ip) and window; past it 429 with Retry-After. false: no limit. @default DEFAULT_RATE_LIMIT (300 per 10 s) */
+  rateLimit?: RateLimit | false;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -29,6 +33,12 @@ function tokenMatches(given: string, token: string): boolean {
 
 function errorBody(code: string, message: string) {
   return { error: code, message };
+}
+
+/** Thrown by the limiter's hook so the error handler answers it in the service's error shape. */
+class RateLimited extends Error {
+  readonly code = 'E_RATE_LIMITED';
+  readonly statusCode = 429;
 }
 
 /**
@@ -77,6 +87,21 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
   // Everything under /v1 needs the token; checked before the body is read, so a
   // stranger cannot make the service parse a large body.
   void app.register(async (v1) => {
+    const limit = o.rateLimit ?? DEFAULT_RATE_LIMIT;
+    if (limit) {
+      // global: false and an instance hook rather than the plugin's own per-route
+      // hooks: fastify runs route hooks after instance hooks, so those would
+      // come after the token check and a 401 would never be counted.
+      await v1.register(rateLimit, {
+        global: false,
+        max: limit.max,
+        timeWindow: limit.windowMs,
+        // The same rounding as the plugin's Retry-After header, so the two agree.
+        errorResponseBuilder: (_req, ctx) => new RateLimited(
+          `rate limit ${formatRateLimit(limit)}: more than ${limit.max} requests to /v1 in ${formatWindow(limit.windowMs)} from this address; retry in ${Math.ceil(ctx.ttl / 1000)} s (Retry-After)`),
+      });
+      v1.addHook('onRequest', v1.rateLimit());
+    }
     v1.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       if (!o.token) return;
       const header = req.headers.authorization ?? '';
@@ -161,6 +186,6 @@ export async function listenHttp(service: Service, o: HttpOptions & { host: stri
   const url = `http://${host}:${address.port}`;
   const log = (o.logger ?? silentLogger);
   if (!o.token) log.warn({ url }, 'MEDIAFLOW_TOKEN is not set: /v1 endpoints accept requests without a token (loopback only)');
-  log.info({ url }, 'http listening');
+  log.info({ url, rateLimit: formatRateLimit(o.rateLimit ?? DEFAULT_RATE_LIMIT) }, 'http listening');
   return { app, url, port: address.port, close: () => app.close() };
 }

@@ -5,9 +5,10 @@
  * Rendering is keyed by (content sha256, fingerprint): a row that is done for
  * the same content lets another name copy its outputs instead of re-rendering.
  */
-export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'dead' | 'superseded' | 'removed';
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'dead' | 'superseded' | 'removed' | 'skipped';
 
-export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'dead', 'superseded', 'removed'];
+/** `skipped`: the input was an output of mediaflow itself (by checksum), so it started nothing. */
+export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'dead', 'superseded', 'removed', 'skipped'];
 
 export interface OutputRecord {
   stepId: string;
@@ -64,4 +65,16 @@ export interface StateCounts {
   dead: number;
   superseded: number;
   removed: number;
+  skipped: number;
 }
+
+/**
+ * What a job may do with one (content sha256, fingerprint): render it (the
+ * claim is its own until the job leaves 'running' or the lease runs out),
+ * copy the outputs of the job that rendered it, or wait for the job that is
+ * rendering it now.
+ */
+export type RenderClaim =
+  | { kind: 'claimed' }
+  | { kind: 'rendered'; job: Job }
+  | { kind: 'busy'; jobId: number; owner: string; expiresAt: number };

@@ -1,9 +1,12 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import type { z } from 'zod';
 import { describeValue, jsonPath, PipelineError, type Problem } from '../errors.js';
+import { climbsOut } from '../paths.js';
+import { extOf, type OutputFormat } from '../steps/sharp-input.js';
 import { fingerprintOf } from './fingerprint.js';
+import { renderKey } from './key-template.js';
 import { pipelineSchema, type Pipeline } from './schema.js';
 
 /** A validated pipeline with its paths resolved and its fingerprint computed. */
@@ -63,33 +66,87 @@ export function parsePipeline(file: string, text: string, cwd = process.cwd()): 
   const p = result.data;
   if (p.source.type === 'folder') p.source.path = path.resolve(cwd, p.source.path);
   if (p.output.type === 'folder') p.output.path = path.resolve(cwd, p.output.path);
-  const problems = overlapProblems(file, p);
+  const loaded = { ...p, file, fingerprint: fingerprintOf(p) };
+  const problems = overlapProblems(loaded, loaded);
   if (problems.length) throw new PipelineError(problems);
-  return { ...p, file, fingerprint: fingerprintOf(p) };
+  return loaded;
 }
 
 /**
- * An output that lands where its own source watches would feed itself forever,
- * unless the source excludes it: check with a key an output could get there.
+ * A folder's real path, following symbolic links, for folders that may not
+ * exist yet: the nearest existing ancestor is resolved and the rest appended.
+ * An output folder that is a link into a watched folder is inside it.
  */
-function overlapProblems(file: string, p: Pipeline): Problem[] {
-  const src = p.source;
-  const out = p.output;
+export function realPathOf(folder: string): string {
+  const rest: string[] = [];
+  let at = path.resolve(folder);
+  for (;;) {
+    try {
+      return path.join(realpathSync(at), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(at);
+      if (parent === at) return path.resolve(folder);
+      rest.push(path.basename(at));
+      at = parent;
+    }
+  }
+}
+
+/** The extension a step's output gets (thumbnail and convert: their format; metadata: json). */
+function extOfStep(step: Pipeline['steps'][number]): string {
+  return 'format' in step && typeof step.format === 'string' ? extOf(step.format as OutputFormat) : 'json';
+}
+
+/**
+ * Where an output of `from` would land inside the source of `to`, as a key
+ * of that source that `to` would take (its include and exclude globs, its
+ * suffix) — or null when none would. Probed with a top-level input
+ * `photo.jpg` and every step's extension. Folders are compared by real path.
+ */
+function landsIn(from: Pipeline, to: Pipeline): string | null {
+  const src = to.source;
+  const out = from.output;
   let rel: string | null = null;
   if (src.type === 'folder' && out.type === 'folder') {
-    const r = path.relative(src.path, out.path);
-    if (!r.startsWith('..') && !path.isAbsolute(r)) rel = r.split(path.sep).join('/');
+    const r = path.relative(realPathOf(src.path), realPathOf(out.path));
+    if (!climbsOut(r)) rel = r.split(path.sep).join('/');
   } else if (src.type === 'bucket' && out.type === 'bucket' && src.bucket === out.bucket) {
     if (out.prefix.startsWith(src.prefix)) rel = out.prefix.slice(src.prefix.length).replace(/\/$/, '');
     else if (src.prefix.startsWith(out.prefix)) rel = '';
   }
-  if (rel === null) return [];
-  const probe = `${rel ? `${rel}/` : ''}photo/thumb.jpg`;
-  if (src.exclude.length && picomatch(src.exclude, { dot: true })(probe)) return [];
-  return [{
-    file, path: '$.output',
-    message: `output lands inside this pipeline's own source, so outputs would be processed again; add an exclude such as "${rel ? `${rel}/**` : '**/*'}" to the source, or write elsewhere`,
-  }];
+  if (rel === null) return null;
+  const include = picomatch(src.include, { dot: false, nocase: true });
+  const exclude = src.exclude.length ? picomatch(src.exclude, { dot: true, nocase: true }) : () => false;
+  for (const step of from.steps) {
+    let key: string;
+    try {
+      key = renderKey(out.key, { sourceKey: 'photo.jpg', id: step.id, ext: extOfStep(step), sha256: '0'.repeat(64), pipeline: from.name });
+    } catch {
+      continue; // a key template that cannot render is reported by the schema
+    }
+    const probe = rel ? `${rel}/${key}` : key;
+    if (src.type === 'bucket' && !probe.endsWith(src.suffix)) continue;
+    if (include(probe) && !exclude(probe)) return probe;
+  }
+  return null;
+}
+
+/**
+ * mediaflow never takes its own outputs as inputs (outputs are tagged, and
+ * their checksums known), so an output that lands where a source would
+ * take it is a mistake: into its own source it would feed itself forever,
+ * into another pipeline's it would be skipped. Refused unless that source
+ * excludes it.
+ */
+function overlapProblems(from: LoadedPipeline, to: LoadedPipeline): Problem[] {
+  const probe = landsIn(from, to);
+  if (probe === null) return [];
+  const dir = probe.includes('/') ? probe.slice(0, probe.indexOf('/')) : '';
+  const advice = `add an exclude such as "${dir ? `${dir}/**` : '**/*'}" to the source, or write elsewhere`;
+  const message = from === to
+    ? `output lands inside this pipeline's own source (an output such as ${JSON.stringify(probe)}), so outputs would be processed again; ${advice}`
+    : `output lands inside the source of pipeline "${to.name}" (${to.file}) as ${JSON.stringify(probe)}; mediaflow never processes its own outputs, so that source would skip them: ${advice.replace('the source', `the source of "${to.name}"`)}, or add the steps to this pipeline`;
+  return [{ file: from.file, path: '$.output', message }];
 }
 
 /** Loads every pipeline; all problems of all files are reported together. */
@@ -108,6 +165,9 @@ export function loadPipelines(paths: string[], cwd = process.cwd()): LoadedPipel
       if (err instanceof PipelineError) problems.push(...err.problems);
       else throw err;
     }
+  }
+  for (const from of pipelines) {
+    for (const to of pipelines) if (to !== from) problems.push(...overlapProblems(from, to));
   }
   if (problems.length) throw new PipelineError(problems);
   return pipelines;

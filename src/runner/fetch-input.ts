@@ -5,14 +5,15 @@ import path from 'node:path';
 import { PermanentError, type StepInput } from '../steps/step.js';
 import type { Store } from '../stores/store.js';
 import type { InputBuffers } from './input-buffers.js';
+import { OWNER, thisProcess } from '../owner.js';
 
 export interface FetchedInput extends StepInput {
   /** Removes the spooled snapshot, if any. */
   release(): Promise<void>;
 }
 
-/** Names of inputs spooled to tmpDir (below), so a sweep after a crash knows them. */
-export const SPOOL_NAME = /^input-[0-9a-f]{16}$/;
+/** Names of inputs spooled to tmpDir (below), with their process, so a sweep after a crash knows them and whose they were. */
+export const SPOOL_NAME = new RegExp(`^input-(?:(?<owner>${OWNER})-)?[0-9a-f]{16}$`);
 
 export interface FetchOptions {
   maxInputBytes: number;
@@ -66,7 +67,7 @@ export async function fetchInput(store: Store, key: string, o: FetchOptions): Pr
       hash.update(chunk);
       if (!spool && size > o.inMemoryBytes) {
         await mkdir(o.tmpDir, { recursive: true });
-        const p = path.join(o.tmpDir, `input-${randomBytes(8).toString('hex')}`); // matches SPOOL_NAME
+        const p = path.join(o.tmpDir, `input-${thisProcess}-${randomBytes(8).toString('hex')}`); // matches SPOOL_NAME
         spool = { path: p, out: createWriteStream(p) };
         for (const c of chunks) spool.out.write(c);
         chunks.length = 0;

@@ -7,11 +7,14 @@ import { renderKey } from '../pipeline/key-template.js';
 import { stepTypeOf } from '../steps/registry.js';
 import type { StepContext } from '../steps/step.js';
 import type { Store } from '../stores/store.js';
+import { ownerIsGone, thisProcess } from '../owner.js';
 import { fetchInput } from './fetch-input.js';
 import { InputBuffers } from './input-buffers.js';
 
 export interface RenderDeps {
   ledger: SqliteLedger;
+  /** How long a render claim holds unless renewed: what another machine waits when the renderer dies. */
+  renderLeaseMs: number;
   source: Store;
   output: Store;
   tmpDir: string;
@@ -24,6 +27,8 @@ export interface RenderResult {
   outputs: OutputRecord[];
   deduplicated: boolean;
   sha256: string;
+  /** Set when nothing was made: the input is one of mediaflow's own outputs (the reason says whose). */
+  skipped?: string;
 }
 
 const IN_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -44,49 +49,65 @@ function outputMetadata(job: Job, sha256: string): Record<string, string> {
 /**
  * One job's work: fetch and hash the input, then either reuse an earlier
  * render of the same content (no image work: copy, or nothing at all when the
- * names are the same) or run the steps, writing each output atomically.
+ * names are the same) or claim the render in the ledger and run the steps,
+ * writing each output atomically. An input whose bytes are one of
+ * mediaflow's own outputs starts nothing: whatever path led it back (a
+ * linked folder, two pipelines feeding each other), it cannot loop.
  */
 export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, signal: AbortSignal): Promise<RenderResult> {
   const input = await fetchInput(d.source, job.key, {
     maxInputBytes: p.maxInputBytes, inMemoryBytes: IN_MEMORY_BYTES, tmpDir: d.tmpDir, signal, buffers: inputBuffers,
   });
   try {
+    const origin = d.ledger.outputWith(input.sha256);
+    if (origin) {
+      const skipped = `input has the bytes of an output of mediaflow (job ${origin.jobId}, pipeline ${origin.pipeline}, made from ${origin.key}): not processed, so outputs never feed back into a pipeline`;
+      return { outputs: [], deduplicated: false, sha256: input.sha256, skipped };
+    }
     const keyFor = (stepId: string, ext: string) =>
       renderKey(p.output.key, { sourceKey: job.relKey, id: stepId, ext, sha256: input.sha256, pipeline: p.name });
 
-    const earlier = d.ledger.findRender(input.sha256, p.fingerprint);
-    if (earlier && earlier.id !== job.id) {
-      const copied = await copyOutputs(earlier, job, keyFor, d, input.sha256).catch((err) => {
-        d.logger.warn({ err, job: job.id, from: earlier.id }, 'earlier outputs unreadable, rendering again');
-        return null;
-      });
-      if (copied) return { outputs: copied, deduplicated: true, sha256: input.sha256 };
-    }
+    const copied = await copyOrClaim(job, p, d, input.sha256, keyFor, signal);
+    if (copied) return { outputs: copied, deduplicated: true, sha256: input.sha256 };
 
-    const ctx: StepContext = {
-      signal,
-      limitInputPixels: p.limitInputPixels,
-      timeoutSeconds: Math.max(1, Math.ceil(p.timeoutMs / 1000)),
-      allowSvg: p.allowSvg,
-    };
-    const outputs: OutputRecord[] = [];
-    for (const step of p.steps) {
-      const started = performance.now();
-      const artefact = await stepTypeOf(step.use).run(input, step as never, ctx).catch((err: unknown) => {
-        // Which step failed goes into the job's failure log line.
-        if (err && typeof err === 'object') Object.assign(err, { step: step.id });
-        throw err;
-      });
-      const key = keyFor(step.id, artefact.ext);
-      signal.throwIfAborted();
-      await d.output.write(key, artefact.data, { contentType: artefact.contentType, metadata: outputMetadata(job, input.sha256) });
-      d.onStep?.(p.name, step.id, (performance.now() - started) / 1000);
-      outputs.push({
-        stepId: step.id, key, store: d.output.name, size: artefact.data.length, sha256: sha256Of(artefact.data),
-        contentType: artefact.contentType, width: artefact.width, height: artefact.height,
-      });
+    // The claim is this job's until it leaves 'running' (the ledger lets go then); renewed while the steps run.
+    const renew = setInterval(() => {
+      if (!d.ledger.renewRender(input.sha256, p.fingerprint, job.id, d.renderLeaseMs)) {
+        d.logger.warn({ job: job.id }, 'render claim expired and was taken over: the render may run twice');
+      }
+    }, Math.max(50, Math.floor(d.renderLeaseMs / 3)));
+    renew.unref();
+    try {
+      const ctx: StepContext = {
+        signal,
+        limitInputPixels: p.limitInputPixels,
+        timeoutSeconds: Math.max(1, Math.ceil(p.timeoutMs / 1000)),
+        allowSvg: p.allowSvg,
+      };
+      const outputs: OutputRecord[] = [];
+      for (const step of p.steps) {
+        const started = performance.now();
+        const artefact = await stepTypeOf(step.use).run(input, step as never, ctx).catch((err: unknown) => {
+          // Which step failed goes into the job's failure log line.
+          if (err && typeof err === 'object') Object.assign(err, { step: step.id });
+          throw err;
+        });
+        const key = keyFor(step.id, artefact.ext);
+        signal.throwIfAborted();
+        const sha256 = sha256Of(artefact.data);
+        // Known as mediaflow's own before anyone can read it back (a watcher may take it before this job is done).
+        d.ledger.recordOutput(sha256, job.id);
+        await d.output.write(key, artefact.data, { contentType: artefact.contentType, metadata: outputMetadata(job, input.sha256) });
+        d.onStep?.(p.name, step.id, (performance.now() - started) / 1000);
+        outputs.push({
+          stepId: step.id, key, store: d.output.name, size: artefact.data.length, sha256,
+          contentType: artefact.contentType, width: artefact.width, height: artefact.height,
+        });
+      }
+      return { outputs, deduplicated: false, sha256: input.sha256 };
+    } finally {
+      clearInterval(renew);
     }
-    return { outputs, deduplicated: false, sha256: input.sha256 };
   } catch (err) {
     // The failure is recorded with the checksum of the bytes that failed.
     if (err && typeof err === 'object') Object.assign(err, { sha256: input.sha256 });
@@ -94,6 +115,62 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
   } finally {
     await input.release();
   }
+}
+
+/** How long a job waiting for another's render looks again when no release of this process wakes it: renders elsewhere. */
+const CLAIM_POLL_MS = 1000;
+
+/**
+ * The ledger decides who renders (claimRender). Returns the outputs copied
+ * from the render of the same content, or null once this job holds the
+ * claim and must render. While another job renders, this one waits for it
+ * (woken by the ledger when that claim ends in this process, polling for
+ * other processes); a claim whose owner is provably gone (a process of this
+ * machine that died) is taken over at once, any other once its lease expires.
+ */
+async function copyOrClaim(
+  job: Job, p: LoadedPipeline, d: RenderDeps, sha256: string, keyFor: (id: string, ext: string) => string, signal: AbortSignal,
+): Promise<OutputRecord[] | null> {
+  let rendered = true;
+  let takeOverFrom: string | undefined;
+  let waitedFor: number | undefined;
+  for (;;) {
+    signal.throwIfAborted();
+    const c = d.ledger.claimRender({ sha256, fingerprint: p.fingerprint, jobId: job.id, owner: thisProcess, leaseMs: d.renderLeaseMs, rendered, takeOverFrom });
+    if (c.kind === 'claimed') return null;
+    if (c.kind === 'rendered') {
+      const copied = await copyOutputs(c.job, job, keyFor, d, sha256).catch((err) => {
+        d.logger.warn({ err, job: job.id, from: c.job.id }, 'earlier outputs unreadable, rendering again');
+        return null;
+      });
+      if (copied) return copied;
+      rendered = false; // gone or overwritten since: this job renders again, once it holds the claim
+      continue;
+    }
+    if (ownerIsGone(c.owner)) {
+      d.logger.info({ job: job.id, from: c.jobId, owner: c.owner }, 'render claim of a process that is gone: taken over');
+      takeOverFrom = c.owner;
+      continue;
+    }
+    if (waitedFor !== c.jobId) d.logger.debug({ job: job.id, renderer: c.jobId }, 'same content is being rendered by another job: waiting for it');
+    waitedFor = c.jobId;
+    await waitForRelease(d.ledger, sha256, p.fingerprint, Math.max(10, Math.min(CLAIM_POLL_MS, c.expiresAt - Date.now() + 5)), signal);
+    rendered = true;
+  }
+}
+
+function waitForRelease(ledger: SqliteLedger, sha256: string, fingerprint: string, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const end = () => {
+      clearTimeout(timer);
+      off();
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => { end(); reject(signal.reason); };
+    const off = ledger.onRenderReleased((s, f) => { if (s === sha256 && f === fingerprint) { end(); resolve(); } });
+    const timer = setTimeout(() => { end(); resolve(); }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 const sha256Of = (data: Buffer): string => createHash('sha256').update(data).digest('hex');

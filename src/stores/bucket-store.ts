@@ -100,6 +100,30 @@ export class BucketStore implements Store {
       if (!isNotFound(err)) throw err;
     }
   }
+
+  /**
+   * Aborts multipart uploads below this store's prefix that were begun more
+   * than `olderThanMs` ago and never completed (a writer killed mid-upload):
+   * their parts are stored, and billed, until someone aborts them. An upload
+   * names no process, so age is the only rule.
+   */
+  async sweep(olderThanMs: number): Promise<number> {
+    const stale: { key: string; uploadId: string }[] = [];
+    // The whole bucket's, filtered here: MinIO lists uploads for '' or one exact object name, and none for a shorter prefix.
+    const stream = this.client.listIncompleteUploads(this.bucket, '', true);
+    // minio-js parses each upload's Initiated date but leaves it out of its type.
+    for await (const u of stream as AsyncIterable<Minio.IncompleteUploadedBucketItem & { initiated?: Date }>) {
+      if (!u.key?.startsWith(this.root) || !u.uploadId || !u.initiated) continue;
+      if (Date.now() - u.initiated.getTime() > olderThanMs) stale.push({ key: u.key, uploadId: u.uploadId });
+    }
+    let removed = 0;
+    for (const u of stale) {
+      await this.client.abortMultipartUpload(this.bucket, u.key, u.uploadId).then(() => removed++, (err: unknown) => {
+        if (!isNotFound(err) && (err as { code?: string }).code !== 'NoSuchUpload') throw err;
+      });
+    }
+    return removed;
+  }
 }
 
 /**

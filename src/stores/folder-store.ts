@@ -5,14 +5,21 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MediaflowError } from '../errors.js';
 import { resolveInside } from '../pipeline/key-template.js';
+import { OWNER, ownerIsGone, thisProcess } from '../owner.js';
+import { isInside } from '../paths.js';
 import type { Store, StoreEntry } from './store.js';
 
-/** A dot-prefixed name: every folder source ignores it until it is renamed into place. */
+/**
+ * A dot-prefixed name (every folder source ignores it until it is renamed
+ * into place) that names its writer, so a sweep can remove a dead writer's
+ * temp files at once instead of waiting for them to age.
+ */
 export function tempNameFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file).slice(0, 200)}.${randomBytes(6).toString('hex')}.mediaflow-tmp`);
+  return path.join(path.dirname(file), `.${path.basename(file).slice(0, 200)}.${thisProcess}.${randomBytes(6).toString('hex')}.mediaflow-tmp`);
 }
 
-const TEMP_NAME = /^\..+\.[0-9a-f]{12}\.mediaflow-tmp$/;
+/** Temp names, with the writer since this release (names without one came from earlier releases: judged by age). */
+const TEMP_NAME = new RegExp(`^\\..+?\\.(?:(?<owner>${OWNER})\\.)?[0-9a-f]{12}\\.mediaflow-tmp$`);
 
 /**
  * mkdir -p that fails with the real reason: Node's recursive mkdir reports
@@ -30,13 +37,23 @@ async function makeDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes the files below dir whose name matches and whose mtime is older than olderThanMs; returns how many. */
+/**
+ * Removes the leftovers below dir whose name matches: at once when the name's
+ * `owner` group names a process of this machine that is gone (see owner.ts),
+ * otherwise once their mtime is older than olderThanMs (a younger one may be
+ * a write in progress, here or on another machine sharing the folder).
+ * Returns how many were removed.
+ */
 export async function removeStaleFiles(dir: string, name: RegExp, olderThanMs: number): Promise<number> {
   let removed = 0;
   for await (const file of walk(dir)) {
-    if (!name.test(path.basename(file))) continue;
-    const st = await stat(file).catch(() => null);
-    if (st && Date.now() - st.mtimeMs > olderThanMs && (await unlink(file).then(() => true, () => false))) removed++;
+    const m = name.exec(path.basename(file));
+    if (!m) continue;
+    const owner = m.groups?.owner;
+    const stale = owner !== undefined && ownerIsGone(owner)
+      ? true
+      : await stat(file).then((st) => Date.now() - st.mtimeMs > olderThanMs, () => false);
+    if (stale && (await unlink(file).then(() => true, () => false))) removed++;
   }
   return removed;
 }
@@ -97,8 +114,7 @@ export class FolderStore implements Store {
   }
 
   private inside(root: string, file: string): boolean {
-    const rel = path.relative(root, file);
-    return !(rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel));
+    return isInside(root, file);
   }
 
   async read(key: string): Promise<Readable> {
@@ -174,10 +190,10 @@ export class FolderStore implements Store {
 
   /**
    * Removes temp files of writes that never finished (the process was killed
-   * mid-write) and are older than `olderThanMs`: younger ones may belong to a
-   * write still running, here or in another instance sharing the folder.
+   * mid-write): a dead writer's of this machine at once, any other once older
+   * than `olderThanMs` (see removeStaleFiles).
    */
-  sweepTemps(olderThanMs: number): Promise<number> {
+  sweep(olderThanMs: number): Promise<number> {
     return removeStaleFiles(this.root, TEMP_NAME, olderThanMs);
   }
 

@@ -39,4 +39,10 @@ export interface Store {
   list(prefix?: string): AsyncIterable<StoreEntry>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Removes leftovers of writes that never finished (a process killed
+   * mid-write): those of a writer known to be gone at once, others once older
+   * than `olderThanMs`. Returns how many were removed.
+   */
+  sweep?(olderThanMs: number): Promise<number>;
 }

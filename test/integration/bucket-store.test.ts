@@ -109,3 +109,37 @@ describeMinio('BucketStore (real MinIO)', () => {
     await store.delete('big.bin');
   });
 });
+
+describeMinio('BucketStore sweep (real MinIO)', () => {
+  let server: MinioServer;
+  let bucket: string;
+
+  beforeAll(async () => {
+    server = await startMinio();
+    [bucket] = await makeBuckets(server.client, 'bucket-sweep');
+  });
+
+  afterAll(async () => {
+    await stopMinio(server, [bucket]);
+  });
+
+  it('aborts incomplete multipart uploads below its prefix once older than the limit, and no others', async () => {
+    const store = new BucketStore(server.client, bucket, 'derived/');
+    // What a writer killed between a multipart upload's start and its completion leaves.
+    const mine = await server.client.initiateNewMultipartUpload(bucket, 'derived/big/thumb.webp', {});
+    const other = await server.client.initiateNewMultipartUpload(bucket, 'uploads/elsewhere.jpg', {});
+    const pending = async () => {
+      const ids: string[] = [];
+      for await (const u of server.client.listIncompleteUploads(bucket, '', true) as AsyncIterable<{ uploadId: string }>) ids.push(u.uploadId);
+      return ids.sort();
+    };
+    expect(await pending()).toEqual([mine, other].sort());
+    // Younger than the limit: may be an upload in progress.
+    expect(await store.sweep(3_600_000)).toBe(0);
+    expect(await pending()).toEqual([mine, other].sort());
+    await new Promise((r) => setTimeout(r, 1100)); // S3 dates have a resolution of a second
+    expect(await store.sweep(0)).toBe(1);
+    expect(await pending()).toEqual([other]);
+    await server.client.abortMultipartUpload(bucket, 'uploads/elsewhere.jpg', other);
+  });
+});

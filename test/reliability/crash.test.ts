@@ -4,11 +4,13 @@
  * complete outputs, none is truncated or corrupt, and the ledger shows every
  * input rendered once, except the jobs that were running at a kill.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BIN } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 import { describeMinio, makeBuckets, minioEnv, startMinio, stopMinio, type MinioServer } from '../helpers/minio.js';
@@ -93,6 +95,28 @@ async function checkOutputs(input: Buffer, thumb: Buffer, meta: Buffer): Promise
   expect(doc).toMatchObject({ format: 'jpeg', width: 48, height: 32, size: input.length, sha256: sha256(input) });
 }
 
+/**
+ * A process that starts an output write and a large input's spool the way
+ * mediaflow does (the same names) and dies before finishing either: what a
+ * SIGKILL inside a write leaves behind.
+ */
+function leaveTempsOfDeadWriter(outDir: string, spoolDir: string): void {
+  const dist = path.resolve(path.dirname(BIN), '../dist');
+  const script = `
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const path = await import('node:path');
+    const { tempNameFor } = await import(${JSON.stringify(path.join(dist, 'stores/folder-store.js'))});
+    const { thisProcess } = await import(${JSON.stringify(path.join(dist, 'owner.js'))});
+    mkdirSync(${JSON.stringify(path.join(outDir, 'batch0/p0000'))}, { recursive: true });
+    writeFileSync(tempNameFor(${JSON.stringify(path.join(outDir, 'batch0/p0000/thumb.webp'))}), 'half a webp');
+    mkdirSync(${JSON.stringify(spoolDir)}, { recursive: true });
+    writeFileSync(path.join(${JSON.stringify(spoolDir)}, 'input-' + thisProcess + '-0123456789abcdef'), 'half an input');
+    process.kill(process.pid, 'SIGKILL');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script]);
+  expect({ signal: r.signal, stderr: String(r.stderr) }).toEqual({ signal: 'SIGKILL', stderr: '' });
+  expect(listFiles(outDir).filter((f) => path.basename(f).endsWith('.mediaflow-tmp')).length).toBeGreaterThan(0);
+}
+
 const reports: Record<string, CrashReport> = {};
 afterAll(() => {
   for (const [name, r] of Object.entries(reports)) console.log(`[reliability] crash ${name}: ${JSON.stringify(r)}`);
@@ -124,6 +148,8 @@ describe('crash: SIGKILL at random points, folder source', () => {
     const inFlight = await crashLoop({
       cwd: ws.root, data: 'data', total: BACKLOG + LATE, rnd,
       afterKill: async (kill) => {
+        // The kills land inside a write only sometimes: what one leaves is also made for sure, by a writer that dies.
+        if (kill === KILLS) leaveTempsOfDeadWriter(ws.out, path.join(ws.data, 'tmp'));
         if (kill !== 2) return;
         for (let i = BACKLOG; i < BACKLOG + LATE; i++) {
           const data = await smallJpeg(i);
@@ -145,6 +171,9 @@ describe('crash: SIGKILL at random points, folder source', () => {
     const temps = files.filter((f) => path.basename(f).startsWith('.'));
     // Two outputs per input and nothing else under a real name.
     expect(files.filter((f) => !path.basename(f).startsWith('.'))).toHaveLength(inputs.size * 2);
+    // One restart after the kills, the backlog done: no temp file and no spooled input is left, without waiting for any timeout.
+    expect(temps).toEqual([]);
+    expect(listFiles(path.join(ws.data, 'tmp'))).toEqual([]);
     reports.folder = {
       inputs: inputs.size, kills: KILLS, inFlight: [...inFlight.values()].reduce((a, b) => a + b, 0), ...ledger,
       leftoverTemps: temps.length, seconds: Math.round((Date.now() - started) / 100) / 10,

@@ -91,7 +91,8 @@ describe('HTTP endpoint under abuse (mediaflow run --port 0, MEDIAFLOW_TOKEN set
       steps: [{ id: 'thumb', use: 'thumbnail', width: 24, format: 'png' }], output: { type: 'folder', path: './out' },
     });
     writeFileSync(path.join(ws.inbox, 'a.jpg'), await smallJpeg(1));
-    svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root, { MEDIAFLOW_TOKEN: TOKEN });
+    // Off here: these measure the handlers under abuse, and the flood would be cut at 300 per 10 s. The limit has its own tests below.
+    svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0', '--rate-limit', 'off'], ws.root, { MEDIAFLOW_TOKEN: TOKEN });
     await svc.ready();
     url = svc.url!;
   });
@@ -222,4 +223,63 @@ describe('HTTP endpoint under abuse (mediaflow run --port 0, MEDIAFLOW_TOKEN set
       peakRssMb: Math.round(peakMb), sampledRssDuringMb: Math.round(peakDuring),
     };
   }, 120_000);
+});
+
+describe('rate limit on /v1/* (mediaflow run, defaults and --rate-limit)', () => {
+  let ws: ReturnType<typeof workspace>;
+  let svc: RunningService | undefined;
+  const start = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    svc = new RunningService(['--data', 'data', '--port', '0', ...args], ws.root, { MEDIAFLOW_TOKEN: TOKEN, ...env });
+    await svc.ready();
+    return svc.url!;
+  };
+
+  beforeEach(() => {
+    ws = workspace('mf-http-rl-');
+    writePipeline(path.join(ws.root, 'pipelines'), {
+      name: 'photos', source: { type: 'folder', path: './inbox', stableMs: 50 },
+      steps: [{ id: 'thumb', use: 'thumbnail', width: 24, format: 'png' }], output: { type: 'folder', path: './out' },
+    });
+  });
+  afterEach(async () => {
+    svc?.kill('SIGKILL');
+    await svc?.exited();
+    svc = undefined;
+    ws.cleanup();
+  });
+
+  it('by default, 500 token guesses at once from one address: 300 get 401, 200 get 429 with Retry-After; /healthz still answers', async () => {
+    const url = await start([]);
+    const answers: Answer[] = [];
+    let next = 0;
+    // 500 on loopback take well under a second, inside the 10 s window.
+    const worker = async () => { while (next++ < 500) answers.push(await request(`${url}/v1/jobs/1`, { headers: { authorization: `Bearer guess-${next}` } })); };
+    await Promise.all(Array.from({ length: 25 }, worker));
+    const counts: Record<number, number> = {};
+    for (const a of answers) counts[a.status] = (counts[a.status] ?? 0) + 1;
+    expect(counts).toEqual({ 401: 300, 429: 200 });
+    const limited = answers.find((a) => a.status === 429)!;
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(retryAfter >= 1 && retryAfter <= 10).toBe(true);
+    expect(json(limited)).toEqual({ error: 'E_RATE_LIMITED', message: expect.stringMatching(new RegExp(`^rate limit 300/10s: .*retry in ${retryAfter} s`)) });
+    // The right token from the same address waits too; probes do not.
+    expect((await request(`${url}/v1/jobs/1`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(429);
+    expect((await request(`${url}/healthz`)).status).toBe(200);
+    expect((await request(`${url}/metrics`)).status).toBe(200);
+    expect(svc!.alive).toBe(true);
+    reports.rateLimitDefault = { requests: 500, statuses: counts, retryAfter };
+  }, 60_000);
+
+  it('--rate-limit wins over MEDIAFLOW_RATE_LIMIT; MEDIAFLOW_RATE_LIMIT=off turns it off', async () => {
+    let url = await start(['--rate-limit', '4/1m'], { MEDIAFLOW_RATE_LIMIT: 'off' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await request(`${url}/v1/jobs/1`)).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
+    svc!.kill('SIGKILL');
+    await svc!.exited();
+
+    url = await start([], { MEDIAFLOW_RATE_LIMIT: 'off' });
+    const answers = await Promise.all(Array.from({ length: 400 }, () => request(`${url}/v1/jobs/1`)));
+    expect(answers.filter((a) => a.status !== 401)).toEqual([]);
+  }, 60_000);
 });

@@ -1,8 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import { BIN } from '../helpers/cli.js';
+import { fixture } from '../helpers/fixtures.js';
+import { describeLedgerContract } from '../helpers/ledger-contract.js';
 
 let dir: string;
 let ledger: SqliteLedger;
@@ -70,5 +75,77 @@ describe('SqliteLedger', () => {
     const other = new SqliteLedger(dir);
     expect(other.counts().queued).toBe(1);
     other.close();
+  });
+});
+
+describeLedgerContract('SQLite', {
+  open: () => ledger,
+  another: () => new SqliteLedger(dir),
+});
+
+describe('SqliteLedger across processes', () => {
+  it('threads with their own connections claiming the same renders at the same moment: one winner per content', async () => {
+    const dist = path.resolve(path.dirname(BIN), '../dist/ledger/sqlite-ledger.js');
+    const ids: number[] = [];
+    for (let i = 0; i < 60; i++) ids.push(ledger.startAttempt(ledger.upsert({ ...job, key: `k${i}.jpg`, relKey: `k${i}.jpg` }).job.id)!.id);
+    const start = new SharedArrayBuffer(4);
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.dist).then(({ SqliteLedger }) => {
+        const l = new SqliteLedger(workerData.dir);
+        Atomics.wait(new Int32Array(workerData.start), 0, 0); // every thread starts at once
+        const won = [];
+        for (const [i, id] of workerData.ids.entries()) {
+          const c = l.claimRender({ sha256: 'content-' + (i % 20), fingerprint: 'f', jobId: id, owner: 'w' + workerData.n, leaseMs: 60000 });
+          if (c.kind === 'claimed') won.push(i % 20);
+        }
+        l.close();
+        parentPort.postMessage(won);
+      });`;
+    const workers = [0, 1, 2].map((n) => new Worker(code, { eval: true, workerData: { dist, dir, start, n, ids: ids.filter((_, i) => i % 3 === n) } }));
+    const results = workers.map((w) => new Promise<number[]>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); }));
+    await new Promise((r) => setTimeout(r, 200)); // let them open their connections
+    Atomics.store(new Int32Array(start), 0, 1);
+    Atomics.notify(new Int32Array(start), 0);
+    const won = (await Promise.all(results)).flat().sort((a, b) => a - b);
+    expect(won).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+});
+
+describe('SqliteLedger migrations', () => {
+  it('opens a ledger file written by release 0.1.0 and migrates it with nothing lost', () => {
+    const old = mkdtempSync(path.join(os.tmpdir(), 'mf-ledger-old-'));
+    try {
+      copyFileSync(fixture('ledger-0.1.0/ledger.sqlite'), path.join(old, 'ledger.sqlite'));
+      const l = new SqliteLedger(old);
+      try {
+        expect(l.schemaVersion).toBe(2);
+        expect(l.counts()).toMatchObject({ queued: 1, done: 1, dead: 1, skipped: 0 });
+        expect(l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
+        expect(l.get(2)).toMatchObject({ key: 'b.jpg', state: 'dead', error: 'b.jpg: corrupt or truncated image' });
+        expect(l.unfinished().map((j) => j.key)).toEqual(['c.jpg']);
+        expect(l.outbox()).toMatchObject([{ eventId: 'evt-1', body: '{"id":"evt-1"}', targets: [{ url: 'http://127.0.0.1:9/hook' }] }]);
+        // The outputs the old release wrote are known as mediaflow's own.
+        expect(l.outputWith('aa'.repeat(32))).toMatchObject({ jobId: 1, key: 'a.jpg' });
+        expect(l.outputWith('bb'.repeat(32))).toMatchObject({ jobId: 1 });
+        expect(l.findRender('11'.repeat(32), 'f1')?.id).toBe(1);
+      } finally {
+        l.close();
+      }
+      // Opening again applies nothing twice.
+      const again = new SqliteLedger(old);
+      expect(again.schemaVersion).toBe(2);
+      expect(again.counts().done).toBe(1);
+      again.close();
+    } finally {
+      rmSync(old, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a ledger written by a newer release, saying so', () => {
+    const db = new Database(path.join(dir, 'ledger.sqlite'));
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(2\); upgrade mediaflow/);
   });
 });
