@@ -8,7 +8,8 @@ import path from 'node:path';
  */
 export function climbsOut(rel: string): boolean {
   if (path.isAbsolute(rel)) return true;
-  const first = rel.split(/[\\/]/, 1)[0];
+  // Normalised first: a relative path written by hand ("a/../..") climbs out only once its ".." are applied.
+  const first = path.normalize(rel).split(/[\\/]/, 1)[0];
   return first === '..';
 }
 

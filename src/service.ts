@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
 import { versionOf, type MediaEvent } from './events/media-event.js';
-import type { Job } from './ledger/ledger.js';
+import type { Job, Ledger } from './ledger/ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import { silentLogger, type Logger } from './log.js';
 import type { LoadedPipeline } from './pipeline/load.js';
@@ -24,8 +24,10 @@ const RESUME_OVERLAP_MS = 2_000;
 
 export interface ServiceOptions {
   pipelines: LoadedPipeline[];
-  /** Folder of the ledger (and spooled inputs). */
+  /** Folder of spooled inputs, and of the ledger unless `ledger` is given. */
   dataDir: string;
+  /** The ledger (opened by the caller, e.g. openLedger for PostgreSQL); default: SQLite in dataDir. The service closes it on stop. */
+  ledger?: Ledger;
   /** Jobs at once over all pipelines (default: CPU count + 2). */
   concurrency?: number;
   /** Sources wait while this many jobs are queued or running (default 1000). */
@@ -61,7 +63,7 @@ export interface JobOutcome {
  * (JobOutcome) when an attempt ends, 'step' (pipeline, stepId, seconds).
  */
 export class Service extends EventEmitter {
-  readonly ledger: SqliteLedger;
+  readonly ledger: Ledger;
   readonly queue: JobQueue;
   readonly router: Router;
   readonly stores: StoreRegistry;
@@ -84,7 +86,7 @@ export class Service extends EventEmitter {
     for (const p of o.pipelines) this.pipelines.set(p.name, p);
     this.router = new Router(o.pipelines);
     this.stores = new StoreRegistry(o.env ?? process.env, this.logger);
-    this.ledger = new SqliteLedger(o.dataDir);
+    this.ledger = o.ledger ?? new SqliteLedger(o.dataDir);
     const pipelineConcurrency: Record<string, number> = {};
     for (const p of o.pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
     this.queue = new JobQueue({
@@ -97,8 +99,9 @@ export class Service extends EventEmitter {
       highWaterMark: o.highWaterMark ?? 1000,
       run: (item) => this.process(item),
       onSuperseded: (older, newer) => {
-        this.ledger.markState(older.jobId, 'superseded');
-        this.logger.info({ job: older.jobId, by: newer.jobId, pipeline: older.pipeline }, 'job superseded by a newer version');
+        this.ledger.markState(older.jobId, 'superseded').then(
+          () => this.logger.info({ job: older.jobId, by: newer.jobId, pipeline: older.pipeline }, 'job superseded by a newer version'),
+          (err: unknown) => this.logger.error({ err, job: older.jobId }, 'could not mark a superseded job'));
       },
     });
   }
@@ -170,11 +173,11 @@ export class Service extends EventEmitter {
   async accept(event: MediaEvent): Promise<void> {
     if (this.stopping) return;
     await this.queue.waitForRoom();
-    this.handle(event);
+    await this.handle(event);
   }
 
   /** Routes one event; returns the jobs it made or found (none for a removal). */
-  handle(event: MediaEvent): Job[] {
+  async handle(event: MediaEvent): Promise<Job[]> {
     this.emit('event', event);
     const jobs: Job[] = [];
     for (const { pipeline, relKey } of this.router.route(event)) {
@@ -184,7 +187,7 @@ export class Service extends EventEmitter {
           if (!this.stopping) this.logger.error({ err, pipeline: pipeline.name, key: event.data.key }, 'removing outputs failed');
         });
       }
-      else jobs.push(this.intake(pipeline, event.data.store, event.data.key, relKey, versionOf(event.data), event.data.changedAtMs));
+      else jobs.push(await this.intake(pipeline, event.data.store, event.data.key, relKey, versionOf(event.data), event.data.changedAtMs));
     }
     if (jobs.length) this.emit('routed', event, jobs);
     return jobs;
@@ -202,13 +205,13 @@ export class Service extends EventEmitter {
   }
 
   /** Records the job (or finds it) and queues it unless it is already finished. */
-  intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number): Job {
-    const { job } = this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
+  async intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number): Promise<Job> {
+    const { job } = await this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
     if (job.state === 'done' || job.state === 'dead' || job.state === 'removed' || job.state === 'skipped') {
       this.logger.debug({ job: job.id, pipeline: p.name, key, state: job.state }, 'already seen');
       return job;
     }
-    if (job.state === 'superseded') this.ledger.markState(job.id, 'queued');
+    if (job.state === 'superseded') await this.ledger.markState(job.id, 'queued');
     this.enqueue(job);
     return job;
   }
@@ -242,7 +245,7 @@ export class Service extends EventEmitter {
     this.resumedAt = Date.now();
     let after = 0;
     for (;;) {
-      const batch = this.ledger.unfinished(500, after, since);
+      const batch = await this.ledger.unfinished(500, after, since);
       if (batch.length === 0) break;
       for (const job of batch) {
         after = job.id;
@@ -261,19 +264,19 @@ export class Service extends EventEmitter {
     if (p.onDelete !== 'delete-outputs') return;
     const output = this.stores.outputFor(p);
     const store = this.stores.sourceFor(p).name;
-    const jobs = folder ? this.ledger.doneUnderFolder(p.name, store, key) : this.ledger.doneForKey(p.name, store, key);
+    const jobs = folder ? await this.ledger.doneUnderFolder(p.name, store, key) : await this.ledger.doneForKey(p.name, store, key);
     for (const job of jobs) {
       for (const o of job.outputs) {
         // Another key with the same content may share these names (key template without {name}).
         await output.delete(o.key).catch((err) => this.logger.error({ err, key: o.key }, 'could not delete output'));
       }
-      this.ledger.markState(job.id, 'removed');
+      await this.ledger.markState(job.id, 'removed');
       this.logger.info({ pipeline: p.name, key: job.key, outputs: job.outputs.length }, 'input removed, outputs deleted');
     }
   }
 
   private async process(item: WorkItem): Promise<void> {
-    const job = this.ledger.startAttempt(item.jobId);
+    const job = await this.ledger.startAttempt(item.jobId);
     if (!job) return;
     const p = this.pipelines.get(job.pipeline)!;
     const log = this.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
@@ -296,46 +299,48 @@ export class Service extends EventEmitter {
     try {
       const result = await Promise.race([work, aborted]);
       if (result.skipped) {
-        const skipped = this.ledger.markSkipped(job.id, result.skipped, result.sha256)!;
+        const skipped = (await this.ledger.markSkipped(job.id, result.skipped, result.sha256))!;
         log.warn({ reason: result.skipped }, 'input skipped: it is an output of mediaflow');
         this.emit('job', { job: skipped, pipeline: p, outcome: 'skipped', seconds: (performance.now() - started) / 1000 } satisfies JobOutcome);
         return;
       }
-      const done = this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256)!;
+      const done = (await this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256))!;
       const seconds = (performance.now() - started) / 1000;
       log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
       this.emit('job', { job: done, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
     } catch (err) {
-      this.failed(job, p, err, log, (performance.now() - started) / 1000);
+      await this.failed(job, p, err, log, (performance.now() - started) / 1000);
     } finally {
       clearTimeout(timer);
       await work.catch(() => {});
     }
   }
 
-  private failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): void {
+  private async failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): Promise<void> {
     const message = err instanceof Error ? err.message : String(err);
     const { step, sha256 } = (err ?? {}) as { step?: string; sha256?: string };
     const last = job.attempts >= p.retry.attempts;
     if (isPermanent(err) || last || this.stopping) {
       if (this.stopping && !isPermanent(err) && !last) {
         // Interrupted by shutdown: leave it for the next start.
-        this.ledger.markFailed(job.id, message, Date.now(), sha256);
+        await this.ledger.markFailed(job.id, message, Date.now(), sha256);
         return;
       }
-      const dead = this.ledger.markDead(job.id, message, sha256)!;
+      const dead = (await this.ledger.markDead(job.id, message, sha256))!;
       log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
       this.emit('job', { job: dead, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
       return;
     }
     const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
-    const failed = this.ledger.markFailed(job.id, message, Date.now() + delay, sha256)!;
+    const failed = (await this.ledger.markFailed(job.id, message, Date.now() + delay, sha256))!;
     log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
     this.emit('job', { job: failed, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
     const t = setTimeout(() => {
       this.retryTimers.delete(t);
-      const again = this.ledger.get(job.id);
-      if (again?.state === 'failed' && !this.stopping) this.enqueue(again);
+      if (this.stopping) return;
+      this.ledger.get(job.id).then((again) => {
+        if (again?.state === 'failed' && !this.stopping) this.enqueue(again);
+      }, (err: unknown) => log.warn({ err }, 'retry not queued now (the ledger poll will find it)'));
     }, delay);
     this.retryTimers.add(t);
   }
@@ -355,7 +360,7 @@ export class Service extends EventEmitter {
     }
     const job = await this.submit(p.name, store, key);
     await this.idle();
-    return this.ledger.get(job.id)!;
+    return (await this.ledger.get(job.id))!;
   }
 
   /** Resolves when nothing is queued, running or waiting for a retry. */
@@ -385,7 +390,7 @@ export class Service extends EventEmitter {
     await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));
     await this.queue.stop();
     await beforeLedgerCloses?.().catch((err: unknown) => this.logger.error({ err }, 'stop: completion events failed'));
-    this.ledger.close();
+    await this.ledger.close();
     this.logger.info('stopped');
   }
 }

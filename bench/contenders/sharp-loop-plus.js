@@ -54,18 +54,18 @@ async function worker() {
   while (next < files.length) {
     const name = files[next++];
     let job = null;
-    if (ledger) job = ledger.startAttempt(ledger.upsert({ pipeline: 'bench', fingerprint: 'f', store: 'in', key: name, relKey: name, version: '1' }).job.id);
+    if (ledger) job = await ledger.startAttempt((await ledger.upsert({ pipeline: 'bench', fingerprint: 'f', store: 'in', key: name, relKey: name, version: '1' })).job.id);
     const t0 = performance.now();
     const input = on.has('read') ? await inputs.readWhole(name, 64 << 20) : await readFile(path.join(inDir, name));
     const sha = on.has('hash') ? createHash('sha256').update(input).digest('hex') : name;
-    ledger?.findRender(sha, 'f');
+    await ledger?.findRender(sha, 'f');
     const data = await benchWork(input);
     if (on.has('write')) await outputs.write(name, data);
     else await writeFile(path.join(outDir, name), data);
     const outSha = on.has('hash') ? createHash('sha256').update(data).digest('hex') : undefined;
     if (ledger && job) {
-      ledger.markDone(job.id, [{ stepId: 'thumb', key: name, store: 'out', size: data.length, sha256: outSha, contentType: 'image/jpeg', width: 720, height: 588 }], false, sha);
-      ledger.get(job.id);
+      await ledger.markDone(job.id, [{ stepId: 'thumb', key: name, store: 'out', size: data.length, sha256: outSha, contentType: 'image/jpeg', width: 720, height: 588 }], false, sha);
+      await ledger.get(job.id);
     }
     logger?.child({ pipeline: 'bench', key: name, job: job?.id, attempt: 1 })
       .info({ duration: Math.round(performance.now() - t0), steps: { thumb: 0 }, deduplicated: false, outputs: 1 }, 'job done');

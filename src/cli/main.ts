@@ -8,6 +8,7 @@ import { statusCommand } from './status.js';
 import { schemaCommand, validateCommand } from './validate.js';
 
 const dataOption = () => new Option('--data <dir>', 'folder of the ledger').default('./.mediaflow').env('MEDIAFLOW_DATA');
+const ledgerOption = () => new Option('--ledger <url>', 'a postgres:// URL to share the ledger between machines (default: SQLite in --data)').env('MEDIAFLOW_LEDGER');
 const pipelinesOption = () => new Option('--pipelines <paths...>', 'pipeline files or folders').default(['./pipelines']);
 
 /** Parses argv and runs one command; returns the exit code. */
@@ -22,6 +23,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .description('run the service: every source, the queue, the HTTP endpoint')
     .addOption(pipelinesOption())
     .addOption(dataOption())
+    .addOption(ledgerOption())
     .option('--concurrency <n>', 'jobs at once over all pipelines (default: CPU count + 2)', (v) => positiveInt('--concurrency', v))
     .option('--high-water-mark <n>', 'sources wait while this many jobs are queued', (v) => positiveInt('--high-water-mark', v))
     .addOption(new Option('--port <n>', 'HTTP port (0: any free port, logged); see docs/HTTP.md').default(8080).env('MEDIAFLOW_PORT').argParser(port))
@@ -42,13 +44,15 @@ export async function runCli(argv: string[]): Promise<number> {
     .requiredOption('--pipeline <name>', 'pipeline to run')
     .addOption(pipelinesOption())
     .addOption(dataOption())
+    .addOption(ledgerOption())
     .action(async (file: string, o) => { code = await processCommand(file, o); });
 
   program.command('status')
     .description('jobs by state, backlog, recent failures')
     .option('--json', 'print one JSON object')
     .addOption(dataOption())
-    .action((o) => { code = statusCommand(o); });
+    .addOption(ledgerOption())
+    .action(async (o) => { code = await statusCommand(o); });
 
   program.command('dlq')
     .description('inspect and replay dead letters')
@@ -57,7 +61,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--all', 'retry every dead letter')
     .option('--json', 'print JSON (list)')
     .addOption(dataOption())
-    .action((action: string, id: string | undefined, o) => { code = dlqCommand(action, id, o); });
+    .addOption(ledgerOption())
+    .action(async (action: string, id: string | undefined, o) => { code = await dlqCommand(action, id, o); });
 
   program.command('schema', { hidden: true })
     .description('print the pipeline JSON Schema')

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { Completion } from '../completion/completion.js';
 import type { RateLimit } from '../http/rate-limit.js';
 import { checkHttpConfig, listenHttp, type HttpServer } from '../http/server.js';
+import { openLedger } from '../ledger/open.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { loadPipelines } from '../pipeline/load.js';
@@ -10,6 +11,8 @@ import { Service } from '../service.js';
 export interface RunOptions {
   pipelines: string[];
   data: string;
+  /** postgres:// URL of a shared ledger; unset: SQLite in `data`. */
+  ledger?: string;
   concurrency?: number;
   highWaterMark?: number;
   /** HTTP port (0: any free port, logged). */
@@ -29,7 +32,8 @@ export async function runCommand(o: RunOptions): Promise<number> {
   }
   const token = process.env.MEDIAFLOW_TOKEN || undefined;
   checkHttpConfig(o.host, token);
-  const service = new Service({ pipelines, dataDir: o.data, concurrency: o.concurrency, highWaterMark: o.highWaterMark, logger });
+  const ledger = await openLedger({ url: o.ledger, dataDir: o.data });
+  const service = new Service({ pipelines, dataDir: o.data, ledger, concurrency: o.concurrency, highWaterMark: o.highWaterMark, logger });
   // Before start, so catch-up work is counted and completes like any other.
   const completion = new Completion(service, { secret: process.env.MEDIAFLOW_NOTIFY_SECRET || undefined, logger });
   const metrics = new Metrics(service);
@@ -53,7 +57,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
     await service.stop(() => completion.close());
     throw err;
   }
-  logger.info({ pipelines: pipelines.map((p) => p.name), data: o.data }, 'mediaflow running');
+  logger.info({ pipelines: pipelines.map((p) => p.name), data: o.data, ledger: ledger.location }, 'mediaflow running');
   await stopped;
   logger.flush?.();
   return 0;

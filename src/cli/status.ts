@@ -1,20 +1,10 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { MediaflowError } from '../errors.js';
-import { SqliteLedger } from '../ledger/sqlite-ledger.js';
+import { openLedger } from '../ledger/open.js';
 
-export function openLedger(dataDir: string): SqliteLedger {
-  if (!existsSync(path.join(dataDir, 'ledger.sqlite'))) {
-    throw new MediaflowError('E_CONFIG', `no ledger in ${dataDir} (start \`mediaflow run\` there first, or pass --data)`);
-  }
-  return new SqliteLedger(dataDir);
-}
-
-export function statusCommand(o: { json?: boolean; data: string }): number {
-  const ledger = openLedger(o.data);
+export async function statusCommand(o: { json?: boolean; data: string; ledger?: string }): Promise<number> {
+  const ledger = await openLedger({ url: o.ledger, dataDir: o.data, mustExist: true });
   try {
-    const c = ledger.counts();
-    const failures = [...ledger.list('dead', 5), ...ledger.list('failed', 5)];
+    const c = await ledger.counts();
+    const failures = [...await ledger.list('dead', 5), ...await ledger.list('failed', 5)];
     const status = {
       jobs: { queued: c.queued, running: c.running, done: c.done, failed: c.failed, dead: c.dead },
       deduplicated: c.deduplicated,
@@ -34,6 +24,6 @@ export function statusCommand(o: { json?: boolean; data: string }): number {
     for (const f of status.recentFailures) console.log(`  #${f.id} ${f.state} ${f.pipeline} ${f.key}: ${f.error}`);
     return 0;
   } finally {
-    ledger.close();
+    await ledger.close();
   }
 }

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MediaflowError } from '../errors.js';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
-import type { Job, JobState } from '../ledger/ledger.js';
-import type { OutboxEntry } from '../ledger/sqlite-ledger.js';
+import type { Job, JobState, OutboxEntry } from '../ledger/ledger.js';
 import { silentLogger, type Logger } from '../log.js';
 import { renderKey } from '../pipeline/key-template.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
@@ -100,7 +99,7 @@ export class Completion extends EventEmitter {
     }
     service.on('routed', this.onRouted);
     service.on('job', this.onJob);
-    this.resend();
+    this.track(this.resend().catch((err) => this.logger.error({ err }, 'completion events of the last run not read')));
   }
 
   /** Inputs still waiting for some pipeline. */
@@ -115,7 +114,7 @@ export class Completion extends EventEmitter {
     // A newer version queued over an older one supersedes the older's jobs: they leave its group.
     for (const k of [...(this.groupsOfInput.get(storeKey) ?? [])]) {
       const g = this.groups.get(k);
-      if (g) this.refresh(g);
+      if (g) this.track(this.refresh(g).catch((err) => this.logger.error({ err, key: first.key }, 'completion: group not refreshed')));
     }
     const key = `${storeKey}\0${first.version}`;
     let group = this.groups.get(key);
@@ -134,10 +133,10 @@ export class Completion extends EventEmitter {
     this.check(group);
   }
 
-  private refresh(g: Group): void {
-    for (const [id, m] of g.members) {
+  private async refresh(g: Group): Promise<void> {
+    for (const [id, m] of [...g.members]) {
       if (isFinal(m.job.state)) continue;
-      const now = this.service.ledger.get(id);
+      const now = await this.service.ledger.get(id);
       if (!now || now.state === 'superseded' || now.state === 'removed' || now.state === 'skipped') {
         g.members.delete(id);
         this.groupOfJob.delete(id);
@@ -148,16 +147,12 @@ export class Completion extends EventEmitter {
 
   private jobEnded(o: JobOutcome): void {
     // A listener's error would reach the job's own error handling and mark a finished job failed.
-    try {
-      this.jobEndedIn(o);
-    } catch (err) {
-      this.logger.error({ err, job: o.job.id }, 'completion: job outcome not taken');
-    }
+    this.track(this.jobEndedIn(o).catch((err) => this.logger.error({ err, job: o.job.id }, 'completion: job outcome not taken')));
   }
 
-  private jobEndedIn(o: JobOutcome): void {
+  private async jobEndedIn(o: JobOutcome): Promise<void> {
     const key = this.groupOfJob.get(o.job.id);
-    const group = key ? this.groups.get(key) : this.rebuild(o.job);
+    const group = key ? this.groups.get(key) : await this.rebuild(o.job);
     const member = group?.members.get(o.job.id);
     if (!group || !member) return;
     if (o.outcome === 'skipped') {
@@ -173,13 +168,13 @@ export class Completion extends EventEmitter {
    * dead letter retried): its input's jobs in the pipelines loaded now, read
    * from the ledger. Size and content type were in the event, so they are unknown.
    */
-  private rebuild(job: Job): Group | undefined {
+  private async rebuild(job: Job): Promise<Group | undefined> {
     const storeKey = `${job.store}\0${job.key}`;
     const key = `${storeKey}\0${job.version}`;
     // Another job of the same input may have an open group (routed here before): this one joins it.
     const group: Group = this.groups.get(key) ?? { key, storeKey, event: makeEvent('mediaflow', 'created', { store: job.store, key: job.key }), members: new Map() };
     for (const pipeline of this.service.pipelineList) {
-      for (const j of this.service.ledger.jobsOfVersion(pipeline.name, job.store, job.key, job.version)) {
+      for (const j of await this.service.ledger.jobsOfVersion(pipeline.name, job.store, job.key, job.version)) {
         // A superseded job runs only if its version is seen again: it does not hold the group open.
         if (j.fingerprint !== pipeline.fingerprint || j.state === 'superseded' || (!isPending(j.state) && !isFinal(j.state))) continue;
         if (!group.members.has(j.id)) group.members.set(j.id, { job: j, pipeline });
@@ -273,9 +268,9 @@ export class Completion extends EventEmitter {
       return;
     }
     const body = `${JSON.stringify(completion, null, 2)}\n`;
-    // Recorded before any of it is written or sent (this runs in the same tick as the last job's outcome):
+    // Recorded before any of it is written or sent (right after the last job's outcome):
     // a stop or a crash from here on leaves it to the next start, not lost.
-    const entry = { id: this.service.ledger.addToOutbox(completion.id, body, manifests, targets), eventId: completion.id, body, manifests, targets };
+    const entry = { id: await this.service.ledger.addToOutbox(completion.id, body, manifests, targets), eventId: completion.id, body, manifests, targets };
     await this.writeManifests(entry, log);
     log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');
     this.emit('completed', completion);
@@ -283,8 +278,8 @@ export class Completion extends EventEmitter {
   }
 
   /** Writes and sends what an earlier run left in the outbox, with the same event id, so receivers can tell a repeat. */
-  private resend(): void {
-    const entries = this.service.ledger.outbox<ManifestTarget, NotifyTarget>();
+  private async resend(): Promise<void> {
+    const entries = await this.service.ledger.outbox<ManifestTarget, NotifyTarget>();
     if (entries.length === 0) return;
     this.logger.info({ events: entries.length }, 'completion events the last run left unwritten or unsent: writing and sending them now');
     // A few at a time: an outage can leave thousands, and each holds a connection while it waits for a retry.
@@ -309,8 +304,9 @@ export class Completion extends EventEmitter {
   }
 
   /** What is left of an entry goes back to the outbox (once the ledger is closed, it stays as it was: done again next start). */
-  private save(e: Pick<OutboxEntry, 'id'>, manifests: ManifestTarget[], targets: NotifyTarget[]): void {
-    if (this.service.ledger.open) this.service.ledger.updateOutbox(e.id, manifests, targets);
+  private async save(e: Pick<OutboxEntry, 'id'>, manifests: ManifestTarget[], targets: NotifyTarget[]): Promise<void> {
+    await this.service.ledger.updateOutbox(e.id, manifests, targets)
+      .catch((err: unknown) => this.logger.warn({ err, outbox: e.id }, 'outbox entry not updated: written or sent again at the next start'));
   }
 
   private async writeManifests(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
@@ -329,11 +325,11 @@ export class Completion extends EventEmitter {
       }
     }
     e.manifests = failed;
-    this.save(e, e.manifests, e.targets);
+    await this.save(e, e.manifests, e.targets);
   }
 
   private async deliverAll(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
-    if (e.targets.length === 0) { this.save(e, e.manifests, []); return; } // e.g. no secret to sign them with any more
+    if (e.targets.length === 0) { await this.save(e, e.manifests, []); return; } // e.g. no secret to sign them with any more
     let left = [...e.targets];
     await Promise.all(e.targets.map(async (n) => {
       const delivered = await deliver(
@@ -354,7 +350,7 @@ export class Completion extends EventEmitter {
       // Delivered, or its attempts used up: done with. Cut short by a stop: left for the next start.
       if (delivered || !this.closing.signal.aborted) {
         left = left.filter((t) => t !== n);
-        this.save(e, e.manifests, left);
+        await this.save(e, e.manifests, left);
       }
     }));
   }

@@ -77,7 +77,7 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
 
   app.get('/readyz', async (_req, reply) => {
     const sources = service.sources.map((s) => ({ name: s.name, ready: s.ready }));
-    const ledger = service.ledger.open;
+    const ledger = await service.ledger.ping().catch(() => false);
     const ready = ledger && sources.every((s) => s.ready);
     return reply.code(ready ? 200 : 503).send({ ready, ledger, sources });
   });
@@ -137,7 +137,7 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
     v1.get('/v1/jobs/:id', async (req, reply) => {
       const raw = (req.params as { id: string }).id;
       const id = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
-      const job = Number.isSafeInteger(id) ? service.ledger.get(id) : null;
+      const job = Number.isSafeInteger(id) ? await service.ledger.get(id) : null;
       if (!job) return reply.code(404).send(errorBody('E_NOT_FOUND', `no job ${JSON.stringify(raw)}`));
       return reply.send(jobView(job));
     });

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
-import type { Job, JobState, NewJob, OutputRecord, RenderClaim, StateCounts } from './ledger.js';
+import type { ClaimRequest, Job, JobState, Ledger, NewJob, OutboxEntry, OutputRecord, RenderClaim, StateCounts } from './ledger.js';
 
 /**
  * Versioned migrations: PRAGMA user_version is the number applied. Version 1
@@ -63,20 +63,6 @@ const MIGRATIONS: string[] = [
     WHERE j.state = 'done' AND json_extract(o.value, '$.sha256') IS NOT NULL;`,
 ];
 
-/**
- * A completion event still to write or send: its body byte for byte (the
- * manifests' contents and what is signed), the manifests to write and the
- * notify targets not yet delivered to.
- */
-export interface OutboxEntry<M = unknown, T = unknown> {
-  id: number;
-  eventId: string;
-  body: string;
-  manifests: M[];
-  targets: T[];
-  createdAt: number;
-}
-
 interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
   version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
@@ -97,8 +83,10 @@ function toJob(r: Row): Job {
  * The embedded ledger: one SQLite file in the data folder. WAL mode lets
  * `mediaflow status` and `dlq` read and write from another process while
  * `run` works; busy_timeout makes those writers wait instead of failing.
+ * better-sqlite3 is synchronous (a statement takes microseconds, less than a
+ * thread hop would); the methods are async for the Ledger contract.
  */
-export class SqliteLedger {
+export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
   private readonly file: string;
   /** Every job waiting for a render listens here: no listener limit. */
@@ -112,6 +100,10 @@ export class SqliteLedger {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.migrate();
+  }
+
+  get location(): string {
+    return this.file;
   }
 
   /** Applies the migrations this file lacks, each in its own transaction with its version number. */
@@ -133,7 +125,11 @@ export class SqliteLedger {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
 
-  close(): void {
+  async ping(): Promise<boolean> {
+    return this.db.open;
+  }
+
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 
@@ -148,12 +144,7 @@ export class SqliteLedger {
     return stmt;
   }
 
-  get open(): boolean {
-    return this.db.open;
-  }
-
-  /** Returns the job for this key version, creating it queued when new. */
-  upsert(j: NewJob): { job: Job; created: boolean } {
+  async upsert(j: NewJob): Promise<{ job: Job; created: boolean }> {
     const now = Date.now();
     // One statement for a new job (RETURNING gives its row); a known one is read back.
     const inserted = this.sql(
@@ -168,7 +159,7 @@ export class SqliteLedger {
     return { job: toJob(row), created: false };
   }
 
-  get(id: number): Job | null {
+  async get(id: number): Promise<Job | null> {
     const row = this.sql('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
     return row ? toJob(row) : null;
   }
@@ -176,7 +167,8 @@ export class SqliteLedger {
   /**
    * Updates a job and returns it as it is now (RETURNING: no second query to
    * read it back). A job that leaves 'running' lets go of its render claim in
-   * the same transaction, so no one waits for a render that is over.
+   * the same transaction, so no one waits for a render that is over; a done
+   * job's outputs are known by checksum from then on.
    */
   private set(id: number, fields: Record<string, unknown> & { state?: JobState }): Job | null {
     const cols = Object.keys(fields);
@@ -197,8 +189,7 @@ export class SqliteLedger {
     return row ? toJob(row) : null;
   }
 
-  /** Starts an attempt of a job that is still to do; null when it is not (done, dead, superseded or gone meanwhile). */
-  startAttempt(id: number): Job | null {
+  async startAttempt(id: number): Promise<Job | null> {
     const row = this.sql(
       `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?
        WHERE id = ? AND state IN ('queued', 'running', 'failed') RETURNING *`,
@@ -207,145 +198,124 @@ export class SqliteLedger {
   }
 
   /** sha256: the content checksum, recorded with the outcome (one write a job fewer than recording it apart). */
-  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Job | null {
+  async markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null> {
     return this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null, ...(sha256 && { sha256 }) });
   }
 
-  markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Job | null {
+  async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
     return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
   }
 
-  markDead(id: number, error: string, sha256?: string): Job | null {
+  async markDead(id: number, error: string, sha256?: string): Promise<Job | null> {
     return this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
   }
 
-  /** The input is one of mediaflow's own outputs (`reason` says whose): nothing is made from it. */
-  markSkipped(id: number, reason: string, sha256: string): Job | null {
+  async markSkipped(id: number, reason: string, sha256: string): Promise<Job | null> {
     return this.set(id, { state: 'skipped', error: reason, next_attempt_at: null, sha256 });
   }
 
-  markState(id: number, state: JobState): Job | null {
+  async markState(id: number, state: JobState): Promise<Job | null> {
     return this.set(id, { state });
   }
 
-  /** A job already done for the same content and fingerprint, whose outputs can be copied. */
-  findRender(sha256: string, fingerprint: string): Job | null {
+  private findRenderNow(sha256: string, fingerprint: string): Job | null {
+    // The newest real render first: one made after an older one's outputs were found overwritten is the one to copy.
     const row = this.sql(
       "SELECT * FROM jobs WHERE sha256 = ? AND fingerprint = ? AND state = 'done' ORDER BY deduplicated ASC, updated_at DESC, id DESC LIMIT 1",
     ).get(sha256, fingerprint) as Row | undefined;
     return row ? toJob(row) : null;
   }
 
+  async findRender(sha256: string, fingerprint: string): Promise<Job | null> {
+    return this.findRenderNow(sha256, fingerprint);
+  }
+
   /**
-   * One render per (content, fingerprint), decided here in one IMMEDIATE
-   * transaction (every process on this file takes its write lock, so two
-   * claims never both win): an earlier render that is done is returned to
-   * copy from (unless `rendered` is false: its outputs were found gone), else
-   * the claim goes to this job unless another job holds one that has not
-   * expired and was not handed over by `takeOverFrom` (its owner is gone).
+   * Claim first, then look for a done render: whoever wins the claim after
+   * its holder finished sees that render (the holder's done and its release
+   * commit together), so a render that just ended is never made again. One
+   * IMMEDIATE transaction: every process on this file takes the write lock.
    */
-  claimRender(c: { sha256: string; fingerprint: string; jobId: number; owner: string; leaseMs: number; rendered?: boolean; takeOverFrom?: string }): RenderClaim {
+  async claimRender(c: ClaimRequest): Promise<RenderClaim> {
     return this.db.transaction((): RenderClaim => {
-      if (c.rendered !== false) {
-        const done = this.findRender(c.sha256, c.fingerprint);
-        if (done && done.id !== c.jobId) return { kind: 'rendered', job: done };
-      }
       const now = Date.now();
       const won = this.sql(`INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at) VALUES (@sha256, @fingerprint, @jobId, @owner, @expires)
         ON CONFLICT (sha256, fingerprint) DO UPDATE SET job_id = excluded.job_id, owner = excluded.owner, expires_at = excluded.expires_at
         WHERE render_claims.expires_at <= @now OR render_claims.job_id = excluded.job_id OR render_claims.owner = @takeOverFrom
-        RETURNING job_id`).get({ ...c, takeOverFrom: c.takeOverFrom ?? null, expires: now + c.leaseMs, now }) as { job_id: number } | undefined;
-      if (won) return { kind: 'claimed' };
+        RETURNING job_id`).get({
+        sha256: c.sha256, fingerprint: c.fingerprint, jobId: c.jobId, owner: c.owner, takeOverFrom: c.takeOverFrom ?? null, expires: now + c.leaseMs, now,
+      }) as { job_id: number } | undefined;
+      if (won) {
+        const done = c.rendered === false ? null : this.findRenderNow(c.sha256, c.fingerprint);
+        if (!done || done.id === c.jobId) return { kind: 'claimed' };
+        this.sql('DELETE FROM render_claims WHERE sha256 = ? AND fingerprint = ? AND job_id = ?').run(c.sha256, c.fingerprint, c.jobId);
+        return { kind: 'rendered', job: done };
+      }
       const held = this.sql('SELECT job_id, owner, expires_at FROM render_claims WHERE sha256 = ? AND fingerprint = ?')
         .get(c.sha256, c.fingerprint) as { job_id: number; owner: string; expires_at: number };
       return { kind: 'busy', jobId: held.job_id, owner: held.owner, expiresAt: held.expires_at };
     }).immediate();
   }
 
-  /** Extends a claim this job holds; false when it no longer holds it (expired and taken over). */
-  renewRender(sha256: string, fingerprint: string, jobId: number, leaseMs: number): boolean {
+  async renewRender(sha256: string, fingerprint: string, jobId: number, leaseMs: number): Promise<boolean> {
     return this.sql('UPDATE render_claims SET expires_at = ? WHERE sha256 = ? AND fingerprint = ? AND job_id = ?')
       .run(Date.now() + leaseMs, sha256, fingerprint, jobId).changes === 1;
   }
 
-  /** Lets go of a claim without finishing the job (its render was not needed after all). */
-  releaseRender(sha256: string, fingerprint: string, jobId: number): void {
+  async releaseRender(sha256: string, fingerprint: string, jobId: number): Promise<void> {
     if (this.sql('DELETE FROM render_claims WHERE sha256 = ? AND fingerprint = ? AND job_id = ?').run(sha256, fingerprint, jobId).changes) {
       this.released.emit('released', sha256, fingerprint);
     }
   }
 
-  /**
-   * Calls `listener` when a claim of this process ends (done, failed, let go),
-   * so a job waiting for that render need not wait for its next poll; claims of
-   * other processes are seen by polling. Returns the unsubscribe.
-   */
   onRenderReleased(listener: (sha256: string, fingerprint: string) => void): () => void {
     this.released.on('released', listener);
     return () => this.released.off('released', listener);
   }
 
-  /**
-   * Records the checksum of an output before it is written, so it is known
-   * as mediaflow's own even if it is read back before its job is done.
-   */
-  recordOutput(sha256: string, jobId: number): void {
+  async recordOutput(sha256: string, jobId: number): Promise<void> {
     this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)').run(sha256, jobId);
   }
 
-  /** A job that wrote an output with these bytes, if any: such an input came from mediaflow itself. */
-  outputWith(sha256: string): { jobId: number; pipeline: string; key: string } | null {
+  async outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null> {
     const row = this.sql(`SELECT c.job_id AS jobId, j.pipeline AS pipeline, j.key AS key FROM output_checksums c
       LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = ? LIMIT 1`).get(sha256) as { jobId: number; pipeline: string | null; key: string | null } | undefined;
     return row ? { jobId: row.jobId, pipeline: row.pipeline ?? '?', key: row.key ?? '?' } : null;
   }
 
-  /** Records a completion event before anything of it is written or sent; returns its id. */
-  addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): number {
+  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {
     return Number(this.sql('INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now()).lastInsertRowid);
   }
 
-  /** What is left of an outbox entry: the manifests and targets still to do; nothing left removes it. */
-  updateOutbox(id: number, manifests: unknown[], targets: unknown[]): void {
+  async updateOutbox(id: number, manifests: unknown[], targets: unknown[]): Promise<void> {
     if (manifests.length === 0 && targets.length === 0) this.sql('DELETE FROM outbox WHERE id = ?').run(id);
     else this.sql('UPDATE outbox SET manifests = ?, targets = ? WHERE id = ?').run(JSON.stringify(manifests), JSON.stringify(targets), id);
   }
 
-  /** Completion events an earlier run left unwritten or unsent (stopped or killed meanwhile), oldest first. */
-  outbox<M, T>(): OutboxEntry<M, T>[] {
+  async outbox<M, T>(): Promise<OutboxEntry<M, T>[]> {
     return (this.sql('SELECT * FROM outbox ORDER BY id').all() as { id: number; event_id: string; body: string; manifests: string; targets: string; created_at: number }[])
       .map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: JSON.parse(r.manifests) as M[], targets: JSON.parse(r.targets) as T[], createdAt: r.created_at }));
   }
 
-  /** The jobs of one version of one source key in one pipeline (one per fingerprint the pipeline had). */
-  jobsOfVersion(pipeline: string, store: string, key: string, version: string): Job[] {
+  async jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]> {
     return (this.sql('SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key = ? AND version = ?')
       .all(pipeline, store, key, version) as Row[]).map(toJob);
   }
 
-  /** Done jobs of one source key, for delete-outputs on removal. */
-  doneForKey(pipeline: string, store: string, key: string): Job[] {
+  async doneForKey(pipeline: string, store: string, key: string): Promise<Job[]> {
     return (this.sql("SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key = ? AND state = 'done'")
       .all(pipeline, store, key) as Row[]).map(toJob);
   }
 
-  /**
-   * Done jobs of every source key below a folder (`folder/...`, any depth), for
-   * delete-outputs when the folder leaves. A key range rather than LIKE, so
-   * the (pipeline, store, key) index serves it: '0' is the character after '/'.
-   */
-  doneUnderFolder(pipeline: string, store: string, folder: string): Job[] {
+  /** A key range rather than LIKE, so the (pipeline, store, key) index serves it: '0' is the character after '/'. */
+  async doneUnderFolder(pipeline: string, store: string, folder: string): Promise<Job[]> {
     return (this.sql("SELECT * FROM jobs WHERE pipeline = ? AND store = ? AND key > ? AND key < ? AND state = 'done'")
       .all(pipeline, store, `${folder}/`, `${folder}0`) as Row[]).map(toJob);
   }
 
-  /**
-   * Jobs to (re)queue. `since` (ms): only those changed since then, or whose
-   * retry fell due since then; 0 for all. A service polls with `since`, so a
-   * poll costs nothing when the jobs it holds are the only unfinished ones.
-   */
-  unfinished(limit = 1000, afterId = 0, since = 0): Job[] {
+  /** A service polls with `since`, so a poll costs nothing when the jobs it holds are the only unfinished ones. */
+  async unfinished(limit = 1000, afterId = 0, since = 0): Promise<Job[]> {
     const rows = since === 0
       ? this.sql("SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > ? ORDER BY id LIMIT ?").all(afterId, limit)
       : this.sql(`SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > @afterId
@@ -354,7 +324,7 @@ export class SqliteLedger {
     return (rows as Row[]).map(toJob);
   }
 
-  counts(): StateCounts & { deduplicated: number } {
+  async counts(): Promise<StateCounts & { deduplicated: number }> {
     const counts: StateCounts = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
     for (const r of this.sql('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
       counts[r.state] = r.n;
@@ -363,12 +333,11 @@ export class SqliteLedger {
     return { ...counts, deduplicated: n };
   }
 
-  list(state: JobState, limit = 100): Job[] {
+  async list(state: JobState, limit = 100): Promise<Job[]> {
     return (this.sql('SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC LIMIT ?').all(state, limit) as Row[]).map(toJob);
   }
 
-  /** Puts dead letters back in the queue with a fresh attempt count; returns how many. */
-  retryDead(id?: number): number {
+  async retryDead(id?: number): Promise<number> {
     const now = Date.now();
     const stmt = id === undefined
       ? this.sql("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE state = 'dead'")
@@ -376,8 +345,7 @@ export class SqliteLedger {
     return (id === undefined ? stmt.run(now) : stmt.run(now, id)).changes;
   }
 
-  /** How many times each (content, fingerprint) was actually rendered: for tests and audits. */
-  renderCounts(): { sha256: string; fingerprint: string; renders: number }[] {
+  async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {
     return this.sql(
       "SELECT sha256, fingerprint, COUNT(*) AS renders FROM jobs WHERE state = 'done' AND deduplicated = 0 GROUP BY sha256, fingerprint",
     ).all() as { sha256: string; fingerprint: string; renders: number }[];

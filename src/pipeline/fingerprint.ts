@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stepTypeOf } from '../steps/registry.js';
+import { DEFAULT_MAX_FRAMES } from '../steps/step.js';
 import type { Pipeline } from './schema.js';
 
 /** JSON with object keys sorted, so formatting and key order never change a fingerprint. */
@@ -26,6 +27,9 @@ export function fingerprintOf(p: Pipeline): string {
     steps: p.steps.map((s) => ({ ...s, version: stepTypeOf(s.use).version })),
     output: p.output,
     limitInputPixels: p.limitInputPixels,
+    // Left out at its default, so the pipelines of releases before maxFrames keep their fingerprint
+    // and an upgrade does not reprocess everything; any other value is part of the result.
+    maxFrames: p.maxFrames === DEFAULT_MAX_FRAMES ? undefined : p.maxFrames,
     allowSvg: p.allowSvg,
     // Only when outputs are named after it does the pipeline's name matter.
     name: p.output.key.includes('{pipeline}') ? p.name : undefined,

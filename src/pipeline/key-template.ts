@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
+import { isInside } from '../paths.js';
 
 export interface KeyValues {
   /** Source key relative to the source root, '/'-separated. */
@@ -24,7 +25,8 @@ export function renderKey(template: string, v: KeyValues): string {
   const dot = base.lastIndexOf('.');
   const values: Record<string, string> = {
     dir: dir === '.' ? '' : dir,
-    name: dot > 0 ? base.slice(0, dot) : base,
+    // A name of dots only (`...jpg` would give `..`) keeps its whole base name: it is a file name, never a way up.
+    name: dot > 0 && !/^\.+$/.test(base.slice(0, dot)) ? base.slice(0, dot) : base,
     ext: v.ext,
     id: v.id,
     sha256: v.sha256,
@@ -56,9 +58,8 @@ export function confineKey(raw: string): string {
 export function resolveInside(root: string, key: string): string {
   if (key.includes('\0')) throw new MediaflowError('E_KEY', `key ${JSON.stringify(key)} contains a NUL byte`);
   const full = path.resolve(root, key);
-  const rel = path.relative(root, full);
-  // path.relative, not startsWith: a sibling such as "out-evil/" passes a prefix test.
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+  // Not a prefix test: a sibling such as "out-evil/" shares the prefix, and "...jpg" starts with ".." yet is inside.
+  if (!isInside(root, full)) {
     throw new MediaflowError('E_KEY', `key ${JSON.stringify(key)} resolves outside ${root}`);
   }
   return full;

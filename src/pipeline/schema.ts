@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { stepSchema } from '../steps/registry.js';
+import { DEFAULT_MAX_FRAMES } from '../steps/step.js';
 
 /**
  * Pipeline JSON v1: the one source for validation, defaults, the shipped JSON
@@ -69,6 +70,8 @@ export const pipelineSchema = z.strictObject({
   timeoutMs: z.int().min(100).default(120_000).describe('A job running longer than this fails (and is retried)'),
   limitInputPixels: z.int().min(1).default(268_402_689)
     .describe('Refuse images with more pixels than this (decompression-bomb guard; all frames count when animated)'),
+  maxFrames: z.int().min(1).default(DEFAULT_MAX_FRAMES)
+    .describe('Refuse inputs with more frames than this in steps with "animated": true (frame-bomb guard; other steps read the first frame only)'),
   maxInputBytes: z.int().min(1).default(512 * 1024 * 1024).describe('Refuse inputs larger than this many bytes'),
   allowSvg: z.boolean().default(false).describe('Render SVG inputs (from memory, so nothing external is loaded)'),
   manifest: z.strictObject({

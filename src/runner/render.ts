@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Job, OutputRecord } from '../ledger/ledger.js';
-import type { SqliteLedger } from '../ledger/sqlite-ledger.js';
+import type { Job, Ledger, OutputRecord } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import { renderKey } from '../pipeline/key-template.js';
@@ -12,7 +11,7 @@ import { fetchInput } from './fetch-input.js';
 import { InputBuffers } from './input-buffers.js';
 
 export interface RenderDeps {
-  ledger: SqliteLedger;
+  ledger: Ledger;
   /** How long a render claim holds unless renewed: what another machine waits when the renderer dies. */
   renderLeaseMs: number;
   source: Store;
@@ -59,7 +58,7 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
     maxInputBytes: p.maxInputBytes, inMemoryBytes: IN_MEMORY_BYTES, tmpDir: d.tmpDir, signal, buffers: inputBuffers,
   });
   try {
-    const origin = d.ledger.outputWith(input.sha256);
+    const origin = await d.ledger.outputWith(input.sha256);
     if (origin) {
       const skipped = `input has the bytes of an output of mediaflow (job ${origin.jobId}, pipeline ${origin.pipeline}, made from ${origin.key}): not processed, so outputs never feed back into a pipeline`;
       return { outputs: [], deduplicated: false, sha256: input.sha256, skipped };
@@ -72,15 +71,16 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
 
     // The claim is this job's until it leaves 'running' (the ledger lets go then); renewed while the steps run.
     const renew = setInterval(() => {
-      if (!d.ledger.renewRender(input.sha256, p.fingerprint, job.id, d.renderLeaseMs)) {
-        d.logger.warn({ job: job.id }, 'render claim expired and was taken over: the render may run twice');
-      }
+      d.ledger.renewRender(input.sha256, p.fingerprint, job.id, d.renderLeaseMs).then((held) => {
+        if (!held) d.logger.warn({ job: job.id }, 'render claim expired and was taken over: the render may run twice');
+      }, (err: unknown) => d.logger.warn({ err, job: job.id }, 'render claim not renewed (ledger unreachable)'));
     }, Math.max(50, Math.floor(d.renderLeaseMs / 3)));
     renew.unref();
     try {
       const ctx: StepContext = {
         signal,
         limitInputPixels: p.limitInputPixels,
+        maxFrames: p.maxFrames,
         timeoutSeconds: Math.max(1, Math.ceil(p.timeoutMs / 1000)),
         allowSvg: p.allowSvg,
       };
@@ -96,7 +96,7 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
         signal.throwIfAborted();
         const sha256 = sha256Of(artefact.data);
         // Known as mediaflow's own before anyone can read it back (a watcher may take it before this job is done).
-        d.ledger.recordOutput(sha256, job.id);
+        await d.ledger.recordOutput(sha256, job.id);
         await d.output.write(key, artefact.data, { contentType: artefact.contentType, metadata: outputMetadata(job, input.sha256) });
         d.onStep?.(p.name, step.id, (performance.now() - started) / 1000);
         outputs.push({
@@ -136,7 +136,7 @@ async function copyOrClaim(
   let waitedFor: number | undefined;
   for (;;) {
     signal.throwIfAborted();
-    const c = d.ledger.claimRender({ sha256, fingerprint: p.fingerprint, jobId: job.id, owner: thisProcess, leaseMs: d.renderLeaseMs, rendered, takeOverFrom });
+    const c = await d.ledger.claimRender({ sha256, fingerprint: p.fingerprint, jobId: job.id, owner: thisProcess, leaseMs: d.renderLeaseMs, rendered, takeOverFrom });
     if (c.kind === 'claimed') return null;
     if (c.kind === 'rendered') {
       const copied = await copyOutputs(c.job, job, keyFor, d, sha256).catch((err) => {
@@ -159,7 +159,7 @@ async function copyOrClaim(
   }
 }
 
-function waitForRelease(ledger: SqliteLedger, sha256: string, fingerprint: string, ms: number, signal: AbortSignal): Promise<void> {
+function waitForRelease(ledger: Ledger, sha256: string, fingerprint: string, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const end = () => {
       clearTimeout(timer);

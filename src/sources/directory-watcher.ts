@@ -103,9 +103,11 @@ export class DirectoryWatcher {
   /**
    * Lists a folder tree, watching each folder before reading it: a file made
    * while the walk runs is then reported by the watch, the listing, or both.
-   * Yields files (and symbolic links when `links` is set) with their entry.
+   * Yields files and symbolic links with their entry; a link is never entered,
+   * even to a folder. Links are yielded whether or not the caller follows
+   * them, so one present at start is refused as visibly as one made later.
    */
-  async *walk(dir: string, links: boolean): AsyncGenerator<{ file: string; entry: Dirent }> {
+  async *walk(dir: string): AsyncGenerator<{ file: string; entry: Dirent }> {
     if (!this.watch(dir) && this.closed) return;
     let handle;
     try {
@@ -119,8 +121,8 @@ export class DirectoryWatcher {
       if (this.closed) return;
       if (this.options.ignore(entry.name)) continue;
       const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) yield* this.walk(full, links);
-      else if (entry.isFile() || (links && entry.isSymbolicLink())) yield { file: full, entry };
+      if (entry.isDirectory()) yield* this.walk(full);
+      else if (entry.isFile() || entry.isSymbolicLink()) yield { file: full, entry };
     }
   }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
 import type { Logger } from '../log.js';
 import { MediaflowError } from '../errors.js';
+import { isInside } from '../paths.js';
 import { toKey } from '../stores/folder-store.js';
 import { DirectoryWatcher } from './directory-watcher.js';
 import type { Source } from './source.js';
@@ -114,7 +115,8 @@ export class FolderSource implements Source {
   }
 
   private async walkTree(dir: string): Promise<void> {
-    for await (const { file } of this.watcher!.walk(dir, this.options.followSymlinks)) {
+    // Links come too, followed or not: check() follows them or logs the refusal, as for a link made later.
+    for await (const { file } of this.watcher!.walk(dir)) {
       if (this.stopped) return;
       const st = await lstat(file).catch(() => null);
       // Awaited: an emit inline applies backpressure to the walk.
@@ -214,10 +216,7 @@ export class FolderSource implements Source {
 
   private async insideRoot(file: string): Promise<boolean> {
     try {
-      const real = await realpath(file);
-      const root = await realpath(this.root);
-      const rel = path.relative(root, real);
-      return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+      return isInside(await realpath(this.root), await realpath(file));
     } catch {
       return false;
     }

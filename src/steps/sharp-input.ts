@@ -3,7 +3,7 @@ import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { z } from 'zod';
 import { ImageLock } from './image-lock.js';
-import { isPermanent, PermanentError, type StepContext, type StepInput } from './step.js';
+import { DEFAULT_MAX_FRAMES, isPermanent, PermanentError, type StepContext, type StepInput } from './step.js';
 
 // libvips caches operations by file path: a watched path rewritten with new
 // bytes would otherwise come back with the old pixels.
@@ -108,15 +108,28 @@ async function pixelInfo(input: StepInput, ctx: StepContext, animated: boolean):
   }
 }
 
+/**
+ * Refuses an input with more frames than ctx.maxFrames, from its header,
+ * before any frame is decoded: a frame bomb fits under the pixel limit (many
+ * small frames), yet every frame is decoded, resized and encoded.
+ */
+async function checkFrames(input: StepInput, ctx: StepContext): Promise<void> {
+  const limit = ctx.maxFrames ?? DEFAULT_MAX_FRAMES;
+  // Opened as the render opens it, so a header over the pixel limit is refused with that reason first.
+  const { pages = 1 } = await openImage(input, ctx, { animated: true }).metadata();
+  if (pages > limit) throw new PermanentError(`${input.key}: animated image has ${pages} frames, over the limit of ${limit} (maxFrames)`);
+}
+
 /** All image work of this process: see ImageLock for why a failure runs again alone. */
 const imageLock = new ImageLock();
 
 /**
  * Runs `work` on an opened image: rejects with the abort reason as soon as
  * ctx.signal fires (sharp cannot be cancelled; its timeout bounds the rest),
- * and turns input errors into PermanentErrors. Work that fails in libvips
- * runs once more, alone, so its error is its own (ImageLock): a failure that
- * depended on the moment (memory) may succeed then.
+ * and turns input errors into PermanentErrors. An animated open is refused
+ * first when the input has more frames than ctx.maxFrames. Work that fails
+ * in libvips runs once more, alone, so its error is its own (ImageLock): a
+ * failure that depended on the moment (memory) may succeed then.
  */
 export async function withImage<T>(input: StepInput, ctx: StepContext, opts: OpenOptions, work: (img: Sharp) => Promise<T>): Promise<T> {
   const { signal } = ctx;
@@ -126,7 +139,11 @@ export async function withImage<T>(input: StepInput, ctx: StepContext, opts: Ope
     onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-  const attempt = () => work(openImage(input, ctx, opts));
+  // Only an animated open decodes every frame; one that reads the first frame needs no frame count.
+  const attempt = async () => {
+    if (opts.animated) await checkFrames(input, ctx);
+    return work(openImage(input, ctx, opts));
+  };
   try {
     try {
       return await Promise.race([imageLock.runShared(attempt), aborted]);

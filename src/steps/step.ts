@@ -17,11 +17,24 @@ export interface StepContext {
   signal: AbortSignal;
   /** sharp's limitInputPixels for this pipeline. */
   limitInputPixels: number;
+  /**
+   * Most frames an animated step renders (the pipeline's maxFrames); more is
+   * refused from the header. Unset means DEFAULT_MAX_FRAMES, so the guard
+   * holds for a caller that does not know of it.
+   */
+  maxFrames?: number;
   /** Seconds sharp may spend on one operation (sharp().timeout()). */
   timeoutSeconds: number;
   /** Whether SVG input may be rendered (it is passed as a Buffer so nothing external loads). */
   allowSvg: boolean;
 }
+
+/**
+ * The pipeline's default maxFrames: 10 s at 30 frames a second. A frame bomb
+ * fits under the pixel limit (1,000 small frames took 1.3-1.6 s into
+ * animated WebP), so the frame count needs a limit of its own.
+ */
+export const DEFAULT_MAX_FRAMES = 300;
 
 /** One produced file. */
 export interface Artefact {

@@ -4,20 +4,18 @@
  * the same suite). Every call is awaited, so a ledger whose methods return
  * promises passes the same tests as one whose methods return values.
  */
-import { describe, expect, it } from 'vitest';
-import type { RenderClaim } from '../../src/ledger/ledger.js';
-import type { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Ledger, RenderClaim } from '../../src/ledger/ledger.js';
 
-/** The methods the contract covers, as the rest of mediaflow calls them. */
-type ContractLedger = Pick<SqliteLedger,
-  'upsert' | 'get' | 'startAttempt' | 'markDone' | 'markFailed' | 'markDead' | 'markSkipped' | 'markState' | 'findRender' |
-  'claimRender' | 'renewRender' | 'releaseRender' | 'onRenderReleased' | 'recordOutput' | 'outputWith' | 'counts' | 'close'>;
+type ContractLedger = Ledger;
 
-export interface LedgerFixture {
-  /** A new, empty ledger. */
-  open(): Promise<ContractLedger> | ContractLedger;
+export interface LedgerPlace {
+  /** A new, empty ledger of its own (a folder, a PostgreSQL schema). */
+  ledger: Ledger;
   /** A second connection to the same ledger (another process or machine would have one). */
-  another(): Promise<ContractLedger> | ContractLedger;
+  another(): Promise<Ledger>;
+  /** Closes both and removes the place. */
+  cleanup(): Promise<void>;
 }
 
 const job = (key: string) => ({ pipeline: 'p', fingerprint: 'f', store: 'folder:/in', key, relKey: key, version: 'file:1:1' });
@@ -25,15 +23,106 @@ const output = (sha256: string) => ({ stepId: 's', key: `out/${sha256}.webp`, st
 const claimOf = (jobId: number, owner = 'host-1-1', extra: Partial<Parameters<ContractLedger['claimRender']>[0]> = {}) =>
   ({ sha256: 'content', fingerprint: 'f', jobId, owner, leaseMs: 60_000, ...extra });
 
-export function describeLedgerContract(name: string, fixture: LedgerFixture): void {
-  describe(`ledger contract: ${name}`, () => {
+export function describeLedgerContract(name: string, makePlace: () => Promise<LedgerPlace>, describeIt: typeof describe = describe): void {
+  describeIt(`ledger contract: ${name}`, () => {
+    let place: LedgerPlace;
+    beforeEach(async () => { place = await makePlace(); });
+    afterEach(async () => { await place.cleanup(); });
+    const fixture = { open: () => place.ledger, another: () => place.another() };
+
+    it('finds the same row for the same key version, a new one for a new version', async () => {
+      const l = fixture.open();
+      const a = await l.upsert(job('a.jpg'));
+      const again = await l.upsert(job('a.jpg'));
+      const newer = await l.upsert({ ...job('a.jpg'), version: 'file:2:2', changedAt: 1700000000000 });
+      expect(a.created).toBe(true);
+      expect(again).toMatchObject({ created: false, job: { id: a.job.id } });
+      expect(newer.job).toMatchObject({ state: 'queued', attempts: 0, changedAt: 1700000000000, outputs: [], deduplicated: false });
+      expect(newer.job.id).not.toBe(a.job.id);
+      expect(await l.get(newer.job.id)).toEqual(newer.job);
+      expect(await l.get(999_999)).toBeNull();
+    });
+
+    it('moves through running, failed, done and counts attempts', async () => {
+      const l = fixture.open();
+      const { job: j } = await l.upsert(job('a.jpg'));
+      expect((await l.startAttempt(j.id))?.attempts).toBe(1);
+      await l.markFailed(j.id, 'boom', Date.now() + 1000, 'sha');
+      expect(await l.get(j.id)).toMatchObject({ state: 'failed', error: 'boom', sha256: 'sha' });
+      expect((await l.startAttempt(j.id))?.attempts).toBe(2);
+      await l.markDone(j.id, [{ stepId: 's', key: 'a/s.jpg', store: 'folder:/out', size: 1, contentType: 'image/jpeg', width: 3, height: 2 }], false, 'sha');
+      expect(await l.get(j.id)).toMatchObject({ state: 'done', error: null, sha256: 'sha', outputs: [{ key: 'a/s.jpg', width: 3 }] });
+      // A job already finished is not started again (a stale queue entry).
+      expect(await l.startAttempt(j.id)).toBeNull();
+      expect(await l.get(j.id)).toMatchObject({ state: 'done', attempts: 2 });
+      expect((await l.findRender('sha', 'f'))?.id).toBe(j.id);
+      expect(await l.findRender('sha', 'other')).toBeNull();
+    });
+
+    it('finds the done jobs below a folder, at any depth, and nothing beside it', async () => {
+      const l = fixture.open();
+      const keys = ['trip/a.jpg', 'trip/day1/b.jpg', 'trip', 'trip.jpg', 'trip-2/c.jpg', 'trips/d.jpg', 'other/trip/e.jpg', 'trip/queued.jpg', 'Trip/x.jpg', 'trip0/y.jpg'];
+      for (const key of keys) {
+        const j = (await l.upsert(job(key))).job;
+        if (key !== 'trip/queued.jpg') await l.markDone(j.id, [], false);
+      }
+      await l.markDone((await l.upsert({ ...job('trip/f.jpg'), pipeline: 'q' })).job.id, [], false);
+      expect((await l.doneUnderFolder('p', 'folder:/in', 'trip')).map((j) => j.key).sort()).toEqual(['trip/a.jpg', 'trip/day1/b.jpg']);
+      expect((await l.doneUnderFolder('p', 'folder:/in', 'trip/day1')).map((j) => j.key)).toEqual(['trip/day1/b.jpg']);
+      expect(await l.doneUnderFolder('p', 'folder:/elsewhere', 'trip')).toEqual([]);
+      expect((await l.doneForKey('p', 'folder:/in', 'trip.jpg')).map((j) => j.key)).toEqual(['trip.jpg']);
+      expect((await l.jobsOfVersion('p', 'folder:/in', 'trip/queued.jpg', 'file:1:1')).map((j) => j.state)).toEqual(['queued']);
+    });
+
+    it('counts by state, lists, replays dead letters, and hands out unfinished jobs in id order', async () => {
+      const l = fixture.open();
+      const a = (await l.upsert(job('a.jpg'))).job;
+      const b = (await l.upsert(job('b.jpg'))).job;
+      const c = (await l.upsert(job('c.jpg'))).job;
+      await l.markDead(a.id, 'corrupt');
+      await l.markDone(b.id, [], true);
+      expect(await l.counts()).toMatchObject({ dead: 1, done: 1, queued: 1, deduplicated: 1, skipped: 0 });
+      expect((await l.list('dead')).map((j) => j.error)).toEqual(['corrupt']);
+      expect((await l.unfinished()).map((j) => j.id)).toEqual([c.id]);
+      expect(await l.retryDead(b.id)).toBe(0);
+      expect(await l.retryDead()).toBe(1);
+      expect(await l.get(a.id)).toMatchObject({ state: 'queued', attempts: 0 });
+      expect((await l.unfinished()).map((j) => j.id)).toEqual([a.id, c.id]);
+      expect((await l.unfinished(1, a.id)).map((j) => j.id)).toEqual([c.id]);
+      // Since a time: only what changed from then on.
+      const later = Date.now() + 60_000;
+      expect(await l.unfinished(10, 0, later)).toEqual([]);
+      expect((await l.renderCounts()).length).toBe(0); // b was a copy, not a render
+    });
+
+    it('keeps completion events in the outbox until nothing of them is left to do', async () => {
+      const l = fixture.open();
+      const id = await l.addToOutbox('evt-1', '{"id":"evt-1"}\n', [{ key: 'm.json' }], [{ url: 'http://127.0.0.1:9/' }]);
+      expect(await l.outbox()).toMatchObject([{ id, eventId: 'evt-1', body: '{"id":"evt-1"}\n', manifests: [{ key: 'm.json' }], targets: [{ url: 'http://127.0.0.1:9/' }] }]);
+      await l.updateOutbox(id, [], [{ url: 'http://127.0.0.1:9/' }]);
+      expect(await l.outbox()).toMatchObject([{ manifests: [], targets: [{ url: 'http://127.0.0.1:9/' }] }]);
+      await l.updateOutbox(id, [], []);
+      expect(await l.outbox()).toEqual([]);
+    });
+
+    it('is shared with another connection (status while run works)', async () => {
+      const l = fixture.open();
+      await l.upsert(job('a.jpg'));
+      const other = await fixture.another();
+      try {
+        expect((await other.counts()).queued).toBe(1);
+        expect(await other.ping()).toBe(true);
+      } finally {
+        await other.close();
+      }
+    });
     async function running(l: ContractLedger, key: string) {
       const { job: j } = await l.upsert(job(key));
       return (await l.startAttempt(j.id))!;
     }
 
     it('one render per content: the first claim wins, a second job of the same content is told to wait', async () => {
-      const l = await fixture.open();
+      const l = fixture.open();
       const a = await running(l, 'a.jpg');
       const b = await running(l, 'b.jpg');
       expect(await l.claimRender(claimOf(a.id))).toEqual({ kind: 'claimed' });
@@ -47,12 +136,12 @@ export function describeLedgerContract(name: string, fixture: LedgerFixture): vo
     });
 
     it('when the render is done, the waiting job is given it to copy; the claim is gone with the state change', async () => {
-      const l = await fixture.open();
+      const l = fixture.open();
       const a = await running(l, 'a.jpg');
       const b = await running(l, 'b.jpg');
       await l.claimRender(claimOf(a.id));
       const released: string[] = [];
-      const off = await l.onRenderReleased((sha, fp) => released.push(`${sha}/${fp}`));
+      const off = l.onRenderReleased((sha, fp) => released.push(`${sha}/${fp}`));
       await l.markDone(a.id, [output('o1')], false, 'content');
       off();
       expect(released).toEqual(['content/f']);
@@ -64,7 +153,7 @@ export function describeLedgerContract(name: string, fixture: LedgerFixture): vo
     });
 
     it('a failed or dead render lets the next job claim it', async () => {
-      const l = await fixture.open();
+      const l = fixture.open();
       const [a, b, c] = [await running(l, 'a.jpg'), await running(l, 'b.jpg'), await running(l, 'c.jpg')];
       await l.claimRender(claimOf(a.id));
       await l.markFailed(a.id, 'store down', Date.now() + 1000, 'content');
@@ -76,7 +165,7 @@ export function describeLedgerContract(name: string, fixture: LedgerFixture): vo
     });
 
     it('an expired claim is taken over; a renewed one is not; a claim whose owner is known gone is taken over at once', async () => {
-      const l = await fixture.open();
+      const l = fixture.open();
       const [a, b, c] = [await running(l, 'a.jpg'), await running(l, 'b.jpg'), await running(l, 'c.jpg')];
       expect(await l.claimRender(claimOf(a.id, 'host-1-1', { leaseMs: -1 }))).toEqual({ kind: 'claimed' });
       expect(await l.renewRender('content', 'f', a.id, -1)).toBe(true); // still its own, still expired
@@ -91,7 +180,7 @@ export function describeLedgerContract(name: string, fixture: LedgerFixture): vo
     });
 
     it('two connections racing for the same renders: exactly one claim wins each', async () => {
-      const first = await fixture.open();
+      const first = fixture.open();
       const second = await fixture.another();
       try {
         const jobs = [];
@@ -108,7 +197,7 @@ export function describeLedgerContract(name: string, fixture: LedgerFixture): vo
     });
 
     it('knows every output it wrote by checksum, recorded before the write and on done', async () => {
-      const l = await fixture.open();
+      const l = fixture.open();
       const a = await running(l, 'a.jpg');
       expect(await l.outputWith('o1')).toBeNull();
       await l.recordOutput('o1', a.id);
@@ -120,7 +209,7 @@ export function describeLedgerContract(name: string, fixture: LedgerFixture): vo
     });
 
     it('a skipped job is finished: it counts as skipped, is not started again and holds no claim', async () => {
-      const l = await fixture.open();
+      const l = fixture.open();
       const a = await running(l, 'a.jpg');
       const b = await running(l, 'b.jpg');
       await l.claimRender(claimOf(a.id));

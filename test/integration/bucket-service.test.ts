@@ -65,7 +65,7 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     await s.start();
     const key = 'photos/trip 2024/ü+1 %2F.jpg';
     await put(uploads, key, fixtureBytes('Landscape_6.jpg'));
-    await waitFor('job done', () => s.ledger.counts().done === 1);
+    await waitFor('job done', async () => (await s.ledger.counts()).done === 1);
     const thumbKey = 'thumbs/trip 2024/ü+1 %2F/thumb.webp';
     const stat = await minio.client.statObject(derived, thumbKey);
     expect(stat.metaData['content-type']).toBe('image/webp');
@@ -80,7 +80,7 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     const s = service([bucketToBucket({ onDelete: 'delete-outputs' })]);
     await s.start();
     await put(uploads, 'photos/a.jpg', fixtureBytes('Landscape_1.jpg'));
-    await waitFor('done', () => s.ledger.counts().done === 1);
+    await waitFor('done', async () => (await s.ledger.counts()).done === 1);
     expect(await objectExists(derived, 'thumbs/a/thumb.webp')).toBe(true);
     await minio.client.removeObject(uploads, 'photos/a.jpg');
     await waitFor('outputs removed', async () => !(await objectExists(derived, 'thumbs/a/thumb.webp')) && !(await objectExists(derived, 'thumbs/a/meta.json')));
@@ -103,13 +103,13 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     const s = service([intoBucket, wholeBucket]);
     await s.start();
     await put(uploads, 'in/a.jpg', fixtureBytes('Landscape_1.jpg'));
-    await waitFor('both pipelines done', () => s.ledger.counts().done === 2);
+    await waitFor('both pipelines done', async () => (await s.ledger.counts()).done === 2);
     expect(await objectExists(uploads, 'derived/a/thumb.png')).toBe(true);
     // Give a loop every chance to show itself: a reconcile listing sees the output too.
     await (s.sources[0] as unknown as { reconcile(): Promise<unknown> }).reconcile?.();
     await new Promise((r) => setTimeout(r, 500));
     await s.idle();
-    const keys = s.ledger.list('done', 100).map((j) => `${j.pipeline}:${j.key}`).sort();
+    const keys = (await s.ledger.list('done', 100)).map((j) => `${j.pipeline}:${j.key}`).sort();
     expect(keys).toEqual(['into-bucket:in/a.jpg', 'whole-bucket:in/a.jpg']);
   });
 
@@ -118,14 +118,14 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     let s = service([p]);
     await s.start();
     await put(uploads, 'photos/first.jpg', fixtureBytes('Landscape_1.jpg'));
-    await waitFor('first done', () => s.ledger.counts().done === 1);
+    await waitFor('first done', async () => (await s.ledger.counts()).done === 1);
     await stopAll();
     await put(uploads, 'photos/while-down.jpg', fixtureBytes('Portrait_1.jpg'));
     s = service([p]);
     let renders = 0;
     s.on('step', () => renders++);
     await s.start();
-    await waitFor('caught up', () => s.ledger.counts().done === 2);
+    await waitFor('caught up', async () => (await s.ledger.counts()).done === 2);
     await s.idle();
     expect(renders).toBe(2); // two steps of while-down.jpg, nothing for first.jpg
     expect(await objectExists(derived, 'thumbs/while-down/thumb.webp')).toBe(true);
@@ -138,13 +138,13 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     await s.start();
     const bytes = fixtureBytes('flowers.jpeg');
     await put(uploads, 'photos/a.jpg', bytes);
-    await waitFor('done', () => s.ledger.counts().done === 1);
+    await waitFor('done', async () => (await s.ledger.counts()).done === 1);
     await put(uploads, 'photos/a.jpg', bytes); // duplicate notification for identical bytes
     await put(uploads, 'photos/copy.jpg', bytes);
-    await waitFor('copy done', () => s.ledger.counts().done === 2);
+    await waitFor('copy done', async () => (await s.ledger.counts()).done === 2);
     await s.idle();
     expect(renders).toBe(2);
-    expect(s.ledger.counts().deduplicated).toBe(1);
+    expect((await s.ledger.counts()).deduplicated).toBe(1);
     expect(await readObject(derived, 'thumbs/copy/thumb.webp')).toEqual(await readObject(derived, 'thumbs/a/thumb.webp'));
   });
 
@@ -153,10 +153,10 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     const s = service([bucketToBucket()]);
     await s.start();
     await put(uploads, 'photos/before.jpg', fixtureBytes('Landscape_1.jpg'));
-    await waitFor('before done', () => s.ledger.counts().done === 1);
+    await waitFor('before done', async () => (await s.ledger.counts()).done === 1);
     await minio.restart();
     await put(uploads, 'photos/after.jpg', fixtureBytes('Portrait_1.jpg'));
-    await waitFor('after done', () => s.ledger.counts().done === 2, 60_000);
+    await waitFor('after done', async () => (await s.ledger.counts()).done === 2, 60_000);
     expect(await objectExists(derived, 'thumbs/after/thumb.webp')).toBe(true);
   });
 
@@ -167,7 +167,7 @@ describeMinio('bucket pipelines against a real MinIO', () => {
     await s.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'dropped.jpg'));
     await put(uploads, 'uploaded.jpg', fixtureBytes('Portrait_1.jpg'));
-    await waitFor('both done', () => s.ledger.counts().done === 2);
+    await waitFor('both done', async () => (await s.ledger.counts()).done === 2);
     expect(await objectExists(derived, 'from-folder/dropped/thumb.png')).toBe(true);
     expect(existsSync(path.join(ws.out, 'uploaded/thumb.png'))).toBe(true);
   });

@@ -124,7 +124,7 @@ describe('completion events', () => {
     expect(await counter(metrics, 'mediaflow_notify_failures_total')).toBe(2);
     expect(completed[0]!.data.state).toBe('done');
 
-    service.handle(events[0]!); // the same notification again: the ledger has it done
+    await service.handle(events[0]!); // the same notification again: the ledger has it done
     await service.idle();
     expect(completed).toHaveLength(1);
     expect(completion.open).toBe(0);
@@ -145,7 +145,7 @@ describe('completion events', () => {
     expect(completed[0]!.data.state).toBe('partial');
 
     rmSync(blocker);
-    expect(service.ledger.retryDead()).toBe(1); // what `mediaflow dlq retry` does, from another process
+    expect((await service.ledger.retryDead())).toBe(1); // what `mediaflow dlq retry` does, from another process
     await waitFor('second completion delivered', () => hook.received.length === 2);
     const again = JSON.parse(hook.received[1]!.body) as CompletionEvent;
     expect(again.data.state).toBe('done');
@@ -165,8 +165,8 @@ describe('completion events', () => {
     const first = build([thumbs, broken]);
     await first.service.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    await waitFor('one done, one waiting for its retry', () => {
-      const c = first.service.ledger.counts();
+    await waitFor('one done, one waiting for its retry', async () => {
+      const c = (await first.service.ledger.counts());
       return c.done === 1 && c.failed === 1;
     });
     await first.service.stop(() => first.completion.close());
@@ -249,15 +249,15 @@ describe('completion events', () => {
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
     const earlier = new SqliteLedger(ws.data);
-    for (let i = 0; i < 20; i++) earlier.addToOutbox(`event-${i}`, `{"n":${i}}\n`, [], [{ url, attempts: 1, backoffMs: 10 }]);
-    earlier.close();
+    for (let i = 0; i < 20; i++) await earlier.addToOutbox(`event-${i}`, `{"n":${i}}\n`, [], [{ url, attempts: 1, backoffMs: 10 }]);
+    await earlier.close();
 
     const { service } = build([ws.pipeline({})]);
     await waitFor('20 sent', () => ids.length === 20);
     expect(new Set(ids).size).toBe(20);
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(RESEND_AT_ONCE);
-    await waitFor('outbox empty', () => service.ledger.outbox().length === 0);
+    await waitFor('outbox empty', async () => (await service.ledger.outbox()).length === 0);
   });
 
   it('a newer version supersedes a queued older one: only the newer completes', async () => {
@@ -266,10 +266,10 @@ describe('completion events', () => {
     const store = `folder:${ws.inbox}`;
     copyFileSync(fixture('G31D.TIF'), path.join(ws.inbox, 'big.tif'));
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    service.handle(makeEvent('test', 'created', { store, key: 'big.tif', size: 1, mtimeMs: 1 })); // holds the only slot
-    service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1 }));
+    await service.handle(makeEvent('test', 'created', { store, key: 'big.tif', size: 1, mtimeMs: 1 })); // holds the only slot
+    await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1 }));
     copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2 }));
+    await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2 }));
     await service.idle();
     await waitFor('two completions', () => completed.length === 2);
     expect(completed.map((e) => [e.subject, e.data.input.version])).toEqual([['big.tif', 'file:1:1'], ['a.jpg', 'file:2:2']]);

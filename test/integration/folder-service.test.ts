@@ -23,7 +23,7 @@ async function stopAll() {
   services = [];
 }
 
-const jobsOf = (s: Service) => [...s.ledger.list('done', 1000), ...s.ledger.list('dead', 1000), ...s.ledger.list('queued', 1000), ...s.ledger.list('failed', 1000), ...s.ledger.list('superseded', 1000)];
+const jobsOf = async (s: Service) => [...(await s.ledger.list('done', 1000)), ...(await s.ledger.list('dead', 1000)), ...(await s.ledger.list('queued', 1000)), ...(await s.ledger.list('failed', 1000)), ...(await s.ledger.list('superseded', 1000))];
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 beforeEach(() => { ws = workspace(); });
@@ -39,7 +39,7 @@ describe('folder to folder', () => {
     for (const f of ['Landscape_6.jpg', 'Portrait_1.jpg', 'with-alpha.png']) copyFileSync(fixture(f), path.join(ws.inbox, f));
     mkdirSync(path.join(ws.inbox, 'trip/day1'), { recursive: true });
     copyFileSync(fixture('flowers.jpeg'), path.join(ws.inbox, 'trip/day1/flowers.jpeg'));
-    await waitFor('4 jobs done', () => s.ledger.counts().done === 4);
+    await waitFor('4 jobs done', async () => (await s.ledger.counts()).done === 4);
     const land = await sharp(path.join(ws.out, 'Landscape_6/thumb.webp')).metadata();
     expect(land.width! > land.height!).toBe(true);
     const portrait = await sharp(path.join(ws.out, 'Portrait_1/thumb.webp')).metadata();
@@ -54,13 +54,13 @@ describe('folder to folder', () => {
     let s = start([p]);
     await s.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    await waitFor('a done', () => s.ledger.counts().done === 1);
+    await waitFor('a done', async () => (await s.ledger.counts()).done === 1);
     let steps = 0;
     s.on('step', () => steps++);
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'b.jpg'));
-    await waitFor('b done', () => s.ledger.counts().done === 2);
+    await waitFor('b done', async () => (await s.ledger.counts()).done === 2);
     expect(steps).toBe(0);
-    expect(s.ledger.counts().deduplicated).toBe(1);
+    expect((await s.ledger.counts()).deduplicated).toBe(1);
     expect(readFileSync(path.join(ws.out, 'b/thumb.png'))).toEqual(readFileSync(path.join(ws.out, 'a/thumb.png')));
     await stopAll();
 
@@ -71,25 +71,25 @@ describe('folder to folder', () => {
     await (s.sources[0] as unknown as { caughtUp(): Promise<void> }).caughtUp();
     await s.idle();
     expect(steps).toBe(0);
-    expect(s.ledger.counts()).toMatchObject({ done: 2, queued: 0 });
-    expect(s.ledger.renderCounts()).toEqual([expect.objectContaining({ renders: 1 })]);
+    expect((await s.ledger.counts())).toMatchObject({ done: 2, queued: 0 });
+    expect((await s.ledger.renderCounts())).toEqual([expect.objectContaining({ renders: 1 })]);
   });
 
   it('editing the steps reprocesses; editing nothing else does', async () => {
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
     let s = start([ws.pipeline({})]);
     await s.start();
-    await waitFor('done', () => s.ledger.counts().done === 1);
+    await waitFor('done', async () => (await s.ledger.counts()).done === 1);
     await stopAll();
     s = start([ws.pipeline({ concurrency: 3, retry: { attempts: 5 } })]);
     await s.start();
     await (s.sources[0] as unknown as { caughtUp(): Promise<void> }).caughtUp();
     await s.idle();
-    expect(s.ledger.counts().done).toBe(1);
+    expect((await s.ledger.counts()).done).toBe(1);
     await stopAll();
     s = start([ws.pipeline({ steps: [{ id: 'thumb', use: 'thumbnail', width: 32, format: 'png' }] })]);
     await s.start();
-    await waitFor('re-rendered', () => s.ledger.counts().done === 2);
+    await waitFor('re-rendered', async () => (await s.ledger.counts()).done === 2);
     expect((await sharp(path.join(ws.out, 'a/thumb.png')).metadata()).width).toBe(32);
   });
 
@@ -99,13 +99,13 @@ describe('folder to folder', () => {
     copyFileSync(fixture('G31D.TIF'), path.join(ws.inbox, 'big.tif'));
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
     const store = `folder:${ws.inbox}`;
-    s.intake(p, store, 'big.tif', 'big.tif', 'v1'); // occupies the only slot
-    const older = s.intake(p, store, 'a.jpg', 'a.jpg', 'v1');
+    await s.intake(p, store, 'big.tif', 'big.tif', 'v1'); // occupies the only slot
+    const older = await s.intake(p, store, 'a.jpg', 'a.jpg', 'v1');
     copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    const newer = s.intake(p, store, 'a.jpg', 'a.jpg', 'v2');
+    const newer = await s.intake(p, store, 'a.jpg', 'a.jpg', 'v2');
     await s.idle();
-    expect(s.ledger.get(older.id)!.state).toBe('superseded');
-    expect(s.ledger.get(newer.id)!.state).toBe('done');
+    expect((await s.ledger.get(older.id))!.state).toBe('superseded');
+    expect((await s.ledger.get(newer.id))!.state).toBe('done');
     expect(JSON.parse(readFileSync(path.join(ws.out, 'a/meta.json'), 'utf8')).sha256).toBe(sha(fixture('Portrait_1.jpg')));
   });
 
@@ -114,11 +114,11 @@ describe('folder to folder', () => {
     const s = start([ws.pipeline({ retry: { attempts: 5, backoffMs: 50 } })]);
     await s.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    const failed = await waitFor('a failed attempt', () => s.ledger.list('failed')[0]);
+    const failed = await waitFor('a failed attempt', async () => (await s.ledger.list('failed'))[0]);
     expect(failed.error).toMatch(/ENOTDIR|EEXIST/);
     unlinkSync(ws.out);
-    await waitFor('done after retry', () => s.ledger.counts().done === 1);
-    const job = s.ledger.list('done')[0]!;
+    await waitFor('done after retry', async () => (await s.ledger.counts()).done === 1);
+    const job = (await s.ledger.list('done'))[0]!;
     expect(job.attempts).toBeGreaterThanOrEqual(2);
   });
 
@@ -127,7 +127,7 @@ describe('folder to folder', () => {
     const s = start([ws.pipeline({ retry: { attempts: 2, backoffMs: 10 } })]);
     await s.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    const dead = await waitFor('dead letter', () => s.ledger.list('dead')[0]);
+    const dead = await waitFor('dead letter', async () => (await s.ledger.list('dead'))[0]);
     expect(dead.attempts).toBe(2);
     expect(dead.error).toMatch(/ENOTDIR|EEXIST/);
   });
@@ -138,13 +138,13 @@ describe('folder to folder', () => {
     copyFileSync(fixture('corrupt-header.jpg'), path.join(ws.inbox, 'corrupt.jpg'));
     writeFileSync(path.join(ws.inbox, 'notes.jpg'), 'this is not an image\n');
     writeFileSync(path.join(ws.inbox, 'empty.jpg'), '');
-    await waitFor('3 dead', () => s.ledger.counts().dead === 3);
-    for (const j of s.ledger.list('dead')) {
+    await waitFor('3 dead', async () => (await s.ledger.counts()).dead === 3);
+    for (const j of (await s.ledger.list('dead'))) {
       expect(j.attempts).toBe(1);
       expect(j.error).toContain(j.key);
     }
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'good.jpg'));
-    await waitFor('good done', () => s.ledger.counts().done === 1);
+    await waitFor('good done', async () => (await s.ledger.counts()).done === 1);
   });
 
   it('does not read a slowly written file before its writes finish', async () => {
@@ -159,9 +159,9 @@ describe('folder to folder', () => {
       await new Promise((r) => setTimeout(r, 60));
     }
     closeSync(fd);
-    await waitFor('done', () => s.ledger.counts().done === 1);
+    await waitFor('done', async () => (await s.ledger.counts()).done === 1);
     await s.idle();
-    const jobs = jobsOf(s);
+    const jobs = await jobsOf(s);
     expect(jobs).toHaveLength(1);
     expect(jobs[0]!.sha256).toBe(sha(fixture('flowers.jpeg')));
   });
@@ -171,9 +171,9 @@ describe('folder to folder', () => {
     await s.start();
     for (const name of ['x.jpg.part', 'x.jpg.tmp', 'x.jpg.crdownload', '~x.jpg', '.x.jpg']) copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, name));
     await new Promise((r) => setTimeout(r, 400));
-    expect(jobsOf(s)).toHaveLength(0);
+    expect(await jobsOf(s)).toHaveLength(0);
     renameSync(path.join(ws.inbox, 'x.jpg.part'), path.join(ws.inbox, 'x.jpg'));
-    await waitFor('renamed file done', () => s.ledger.counts().done === 1);
+    await waitFor('renamed file done', async () => (await s.ledger.counts()).done === 1);
     expect(existsSync(path.join(ws.out, 'x/thumb.png'))).toBe(true);
   });
 
@@ -183,7 +183,7 @@ describe('folder to folder', () => {
     const s = start([del, keep]);
     await s.start();
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    await waitFor('both done', () => s.ledger.counts().done === 2);
+    await waitFor('both done', async () => (await s.ledger.counts()).done === 2);
     rmSync(path.join(ws.inbox, 'a.jpg'));
     await waitFor('outputs deleted', () => !existsSync(path.join(ws.out, 'del/a/thumb.png')));
     expect(existsSync(path.join(ws.out, 'keep/a/thumb.png'))).toBe(true);
@@ -198,13 +198,13 @@ describe('folder to folder', () => {
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'trip/a.jpg'));
     copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'trip/day1/b.jpg'));
     copyFileSync(fixture('flowers.jpeg'), path.join(ws.inbox, 'trip.jpg'));
-    await waitFor('6 jobs done', () => s.ledger.counts().done === 6);
+    await waitFor('6 jobs done', async () => (await s.ledger.counts()).done === 6);
     // Moved out, the folder's files send no events: only the folder's own name goes.
     const away = path.join(ws.root, 'away');
     renameSync(path.join(ws.inbox, 'trip'), away);
     await waitFor('outputs below the folder deleted', () =>
       !existsSync(path.join(ws.out, 'del/trip/a/thumb.png')) && !existsSync(path.join(ws.out, 'del/trip/day1/b/thumb.png')));
-    await waitFor('their jobs marked removed', () => s.ledger.counts().removed === 2);
+    await waitFor('their jobs marked removed', async () => (await s.ledger.counts()).removed === 2);
     expect(existsSync(path.join(ws.out, 'del/trip/thumb.png'))).toBe(true); // trip.jpg, beside the folder
     expect(existsSync(path.join(ws.out, 'keep/trip/a/thumb.png'))).toBe(true);
     expect(existsSync(path.join(ws.out, 'keep/trip/day1/b/thumb.png'))).toBe(true);
@@ -217,12 +217,12 @@ describe('folder to folder', () => {
     symlinkSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'link.jpg'));
     const s = start([ws.pipeline({})]);
     await s.start();
-    await waitFor('catch-up done', () => s.ledger.counts().done === 1);
+    await waitFor('catch-up done', async () => (await s.ledger.counts()).done === 1);
     await new Promise((r) => setTimeout(r, 200));
     symlinkSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'link2.jpg'));
     await new Promise((r) => setTimeout(r, 300));
     await s.idle();
-    expect(jobsOf(s).map((j) => j.key)).toEqual(['before.jpg']);
+    expect((await jobsOf(s)).map((j) => j.key)).toEqual(['before.jpg']);
   });
 
   it('removes temp files that writes interrupted by a crash left (outputs, spooled inputs), and nothing else', async () => {

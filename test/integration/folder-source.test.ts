@@ -2,6 +2,7 @@ import { appendFileSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync,
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MediaEvent } from '../../src/events/media-event.js';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/log.js';
 import { FolderSource } from '../../src/sources/folder-source.js';
 import { waitFor } from '../helpers/wait.js';
@@ -135,6 +136,50 @@ describe('folder source (one watch per folder, real file system)', () => {
     await waitFor('inside link', () => created().includes('inside.jpg'));
     await sleep(100);
     expect(created()).not.toContain('escape.jpg');
+  });
+
+  it('logs a symbolic link present at start the way it logs one made later, and never enters a linked folder', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { logged.push(JSON.parse(line)); } });
+    const warned = () => logged.filter((l) => l.msg === 'symbolic link not followed').map((l) => l.key).sort();
+    writeFileSync(path.join(ws.root, 'outside.jpg'), 'secret');
+    mkdirSync(path.join(ws.root, 'elsewhere'));
+    writeFileSync(path.join(ws.root, 'elsewhere/x.jpg'), 'x');
+    file('real.jpg');
+    file('sub/y.jpg');
+    symlinkSync(path.join(ws.root, 'outside.jpg'), path.join(ws.inbox, 'escape.jpg'));
+    symlinkSync(path.join(ws.inbox, 'real.jpg'), path.join(ws.inbox, 'inside.jpg'));
+    symlinkSync(path.join(ws.root, 'elsewhere'), path.join(ws.inbox, 'linked-out'));
+    symlinkSync(path.join(ws.inbox, 'sub'), path.join(ws.inbox, 'linked-in'));
+    await start({ logger });
+    await waitFor('links present at start logged', () => warned().length === 4);
+    symlinkSync(path.join(ws.inbox, 'real.jpg'), path.join(ws.inbox, 'later.jpg'));
+    await waitFor('link made later logged', () => warned().includes('later.jpg'));
+    await source.caughtUp();
+    await sleep(100);
+    expect(warned()).toEqual(['escape.jpg', 'inside.jpg', 'later.jpg', 'linked-in', 'linked-out']);
+    const lineOf = (key: string) => logged.find((l) => l.key === key)!;
+    expect(lineOf('inside.jpg')).toMatchObject({ level: 40, source: source.name, msg: 'symbolic link not followed' });
+    const shape = (l: Record<string, unknown>) => Object.keys(l).filter((k) => k !== 'time' && k !== 'key').sort();
+    expect(shape(lineOf('inside.jpg'))).toEqual(shape(lineOf('later.jpg')));
+    expect(created()).toEqual(['real.jpg', 'sub/y.jpg']);
+  });
+
+  it('follows a link present at start when asked, only inside the folder, and still does not enter a linked folder', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { logged.push(JSON.parse(line)); } });
+    writeFileSync(path.join(ws.root, 'outside.jpg'), 'secret');
+    file('real.jpg');
+    file('sub/y.jpg');
+    symlinkSync(path.join(ws.root, 'outside.jpg'), path.join(ws.inbox, 'escape.jpg'));
+    symlinkSync(path.join(ws.inbox, 'real.jpg'), path.join(ws.inbox, 'inside.jpg'));
+    symlinkSync(path.join(ws.inbox, 'sub'), path.join(ws.inbox, 'linked-in'));
+    await start({ followSymlinks: true, logger });
+    await waitFor('inside link', () => created().includes('inside.jpg'));
+    await waitFor('escape logged', () => logged.some((l) => l.key === 'escape.jpg' && l.msg === 'symbolic link not followed'));
+    await source.caughtUp();
+    await sleep(100);
+    expect(created()).toEqual(['inside.jpg', 'real.jpg', 'sub/y.jpg']);
   });
 
   it('walks the folder again when asked while a walk runs, so nothing found in between is left', async () => {

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -138,6 +138,18 @@ describe('POST /v1/jobs and GET /v1/jobs/:id', () => {
     const job = await waitFor('job done', async () => { const j = await getJob(id); return j.state === 'done' && j; });
     expect(job).toMatchObject({ id, pipeline: 'test', attempts: 1, error: null, input: { key: 'trip/a b.jpg', store: `folder:${ws.inbox}` } });
     expect(job.outputs).toEqual([expect.objectContaining({ stepId: 'thumb', key: 'trip/a b/thumb.png', width: 64 })]);
+  });
+
+  it('takes a file whose name starts with dots ("...jpg"): inside the folder, not "outside" it', async () => {
+    // With the default key: a name of dots only keeps its whole base name as {name}, never a ".." segment.
+    setup();
+    drop('Landscape_6.jpg', '...jpg');
+    const res = await postJob({ pipeline: 'test', path: '...jpg' });
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await waitFor('job finished', async () => { const j = await getJob(res.json().id); return ['done', 'dead'].includes(j.state) && j; });
+    expect(job).toMatchObject({ state: 'done', error: null, input: { key: '...jpg', store: `folder:${ws.inbox}` } });
+    expect(job.outputs).toEqual([expect.objectContaining({ stepId: 'thumb', key: '...jpg/thumb.png', width: 64 })]);
+    expect(existsSync(path.join(ws.out, '...jpg/thumb.png'))).toBe(true);
   });
 
   it('answers 4xx with a readable message for every bad request', async () => {

@@ -89,7 +89,7 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
 
   it('an upload becomes outputs; the key arrives decoded once; outputs do not come back as inputs', async () => {
     await server.client.putObject(bucket, KEY, fixtureBytes('Portrait_1.jpg'), undefined, { 'Content-Type': 'image/jpeg' });
-    const job = await waitFor('job done', () => service.ledger.list('done')[0], 60_000);
+    const job = await waitFor('job done', async () => (await service.ledger.list('done'))[0], 60_000);
     expect(job).toMatchObject({ pipeline: 'uploads', store: `bucket:${bucket}`, key: KEY, relKey: KEY });
     const thumbKey = 'derived/trip 1/a+b 100% été/thumb.png';
     expect(job.outputs.map((o) => o.key)).toEqual(['trip 1/a+b 100% été/thumb.png']);
@@ -116,7 +116,7 @@ describeMinio('MinIO webhook target -> POST /v1/events (real MinIO)', () => {
     expect(posts.every((s) => s.authorization === `Bearer ${TOKEN}`)).toBe(true);
     await waitFor('output notification ignored', () => seen.some((s) => s.body?.ignored?.some((i) => i.reason === 'object is a mediaflow output')));
     await service.idle();
-    expect(service.ledger.counts()).toMatchObject({ done: 1, queued: 0, dead: 0 });
+    expect((await service.ledger.counts())).toMatchObject({ done: 1, queued: 0, dead: 0 });
   });
 
   it('MinIO with the wrong token is refused (401) and nothing is queued', async () => {

@@ -47,13 +47,13 @@ describe('the same content under several names at once', () => {
         }
       });
       for (const n of names) renameSync(path.join(staging, n), path.join(ws.inbox, n));
-      await waitFor('every copy done', () => service.ledger.counts().done === names.length);
+      await waitFor('every copy done', async () => (await service.ledger.counts()).done === names.length);
       await service.idle();
 
-      const perContent = service.ledger.renderCounts();
+      const perContent = (await service.ledger.renderCounts());
       expect({ round, renders, contents: perContent.length }).toEqual({ round, renders: CONTENTS, contents: CONTENTS });
       expect(perContent.every((r) => r.renders === 1)).toBe(true);
-      expect(service.ledger.counts()).toMatchObject({ done: CONTENTS * COPIES, deduplicated: CONTENTS * (COPIES - 1) });
+      expect((await service.ledger.counts())).toMatchObject({ done: CONTENTS * COPIES, deduplicated: CONTENTS * (COPIES - 1) });
       // Every name has its outputs, the copies byte for byte those of the render.
       for (let i = 0; i < CONTENTS; i++) {
         const first = readFileSync(path.join(ws.out, `c${String(i).padStart(2, '0')}-0/thumb.webp`));

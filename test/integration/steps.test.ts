@@ -24,6 +24,14 @@ const conv = (i: StepInput, opts: Record<string, unknown>, c = ctx()) =>
 const meta = (i: StepInput, c = ctx()) => metadata.run(i, metadata.schema.parse({ id: 'meta', use: 'metadata' }), c);
 const steps = [(i: StepInput, c?: StepContext) => thumb(i, { width: 100 }, c), (i: StepInput, c?: StepContext) => conv(i, { format: 'png' }, c), meta];
 
+/** An animated GIF of `frames` 8x8 frames, alternating black and white so no encoder merges them: a frame bomb far under the pixel limit. */
+async function frameBombGif(frames: number): Promise<Buffer> {
+  const size = 8 * 8 * 3;
+  const raw = Buffer.alloc(size * frames);
+  for (let f = 1; f < frames; f += 2) raw.fill(255, f * size, (f + 1) * size);
+  return sharp(raw, { raw: { width: 8, height: 8 * frames, channels: 3, pageHeight: 8 } }).gif({ effort: 1 }).toBuffer();
+}
+
 /** Rejects with a PermanentError whose message names the key; returns the message. */
 async function permanent(p: Promise<unknown>, key: string): Promise<string> {
   const err = await p.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e);
@@ -229,6 +237,32 @@ describe('bad input', () => {
     const c = ctx({ limitInputPixels: 370 * 285 * 5 });
     await expect(thumb(gif, { width: 50, format: 'webp' }, c)).resolves.toBeDefined();
     expect(await permanent(thumb(gif, { width: 50, format: 'webp', animated: true }, c), 'animated-loop-3.gif')).toMatch(/370x285 pixels x 10 frames/);
+  });
+
+  it('refuses a frame bomb from its header when animated (maxFrames, 300 by default); the first frame alone still renders', async () => {
+    const bomb = stepInputFrom(await frameBombGif(400), 'bomb.gif');
+    expect(bomb.size).toBeLessThan(50_000);
+    const refusal = 'bomb.gif: animated image has 400 frames, over the limit of 300 (maxFrames)';
+    // Unset in the context: the guard holds at the default.
+    expect(await permanent(thumb(bomb, { width: 4, format: 'webp', animated: true }), 'bomb.gif')).toBe(refusal);
+    expect(await permanent(conv(bomb, { format: 'webp', animated: true }, ctx({ maxFrames: 300 })), 'bomb.gif')).toBe(refusal);
+    expect(await permanent(thumb(bomb, { width: 4, format: 'webp', animated: true }, ctx({ maxFrames: 399 })), 'bomb.gif'))
+      .toBe('bomb.gif: animated image has 400 frames, over the limit of 399 (maxFrames)');
+    const first = await thumb(bomb, { width: 4, format: 'webp' }, ctx({ maxFrames: 1 }));
+    expect((await sharp(first.data).metadata()).pages ?? 1).toBe(1);
+    const all = await thumb(bomb, { width: 4, format: 'webp', animated: true }, ctx({ maxFrames: 400 }));
+    expect((await sharp(all.data).metadata()).pages).toBe(400);
+  });
+
+  it('renders an animation with as many frames as maxFrames, from memory and from a file', async () => {
+    const gif = input('animated-loop-3.gif'); // 10 frames
+    expect((await sharp((await thumb(gif, { width: 50, format: 'webp', animated: true })).data).metadata()).pages).toBe(10);
+    expect((await sharp((await conv(gif, { format: 'webp', animated: true }, ctx({ maxFrames: 10 }))).data).metadata()).pages).toBe(10);
+    expect(await permanent(thumb(gif, { width: 50, format: 'webp', animated: true }, ctx({ maxFrames: 9 })), 'animated-loop-3.gif'))
+      .toBe('animated-loop-3.gif: animated image has 10 frames, over the limit of 9 (maxFrames)');
+    const spooled = stepInputFromPath(fixture('animated-loop-3.gif'), 'animated-loop-3.gif');
+    expect(await permanent(thumb(spooled, { width: 50, format: 'webp', animated: true }, ctx({ maxFrames: 9 })), 'animated-loop-3.gif'))
+      .toMatch(/10 frames, over the limit of 9 \(maxFrames\)/);
   });
 
   it('maps other loaders\' complaints, and leaves errors that are not about the input to be retried', () => {

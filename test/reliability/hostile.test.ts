@@ -65,7 +65,7 @@ describe('hostile input', () => {
     ws.cleanup();
   });
 
-  it('bombs, broken, empty, disguised, many-frame, SVG with external references, huge EXIF: dead letters or correct outputs, service up', async () => {
+  it('bombs, frame bombs, broken, empty, disguised, many-frame, SVG with external references, huge EXIF: dead letters or correct outputs, service up', async () => {
     // Anything an SVG could make the service fetch lands here.
     const hits: string[] = [];
     canary = http.createServer((req, res) => { hits.push(req.url ?? ''); res.end(); });
@@ -119,6 +119,9 @@ describe('hostile input', () => {
       'not-an-image.jpg': Buffer.from('%PDF-1.4 this is not a JPEG at all\n'.repeat(50)),
       'svg-in-disguise.jpg': Buffer.from(svg),
       'frames.gif': await manyFrameGif(5000),
+      // Under the anim pipeline's pixel limit (64x64 x 400 = 1.6 million), over maxFrames (300 by default).
+      'framebomb.gif': await manyFrameGif(400),
+      'loop.gif': readFileSync(fixture('animated-loop-3.gif')),
       'evil.svg': Buffer.from(svg),
       'xxe.svg': Buffer.from(xxe),
       'huge-exif.jpg': goodExif,
@@ -143,7 +146,7 @@ describe('hostile input', () => {
     svc = new RunningService(['--data', 'data', '--concurrency', '2', '--port', '0'], ws.root);
     await svc.ready();
     for (const [name, data] of Object.entries(files)) writeFileSync(path.join(ws.inbox, name), data);
-    const expectedJobs = Object.keys(files).length + 3; // frames.gif, evil.svg and xxe.svg go to two pipelines each
+    const expectedJobs = Object.keys(files).length + 5; // the three .gif files, evil.svg and xxe.svg go to two pipelines each
     await waitFor('every hostile job finished', () => {
       const c = ledgerCounts(ws.data);
       return c.done + c.dead === expectedJobs && c.queued + c.running + c.failed === 0;
@@ -169,6 +172,11 @@ describe('hostile input', () => {
     dead('photos', 'xxe.svg', /SVG input is not allowed by this pipeline/);
     outcomes.svgExternalEntity = dead('svg', 'xxe.svg', /corrupt or unreadable image header \(.*Entity 'secret' not defined\)/)!;
     outcomes.manyFramesAnimated = dead('anim', 'frames.gif', /64x64 pixels x 5000 frames, over the limit of 10000000/)!;
+    outcomes.frameBomb = dead('anim', 'framebomb.gif', /^framebomb\.gif: animated image has 400 frames, over the limit of 300 \(maxFrames\)$/)!;
+    // The frame count matters only to an animated step; an animation under the limit keeps its frames.
+    expect(job('photos', 'framebomb.gif').state).toBe('done');
+    expect(job('anim', 'loop.gif'), job('anim', 'loop.gif').error ?? '').toMatchObject({ state: 'done' });
+    expect((await sharp(path.join(ws.root, 'out-anim/loop/anim.webp')).metadata()).pages).toBe(10);
 
     // Many frames, first frame only: a correct, small output.
     expect(job('photos', 'frames.gif').state).toBe('done');

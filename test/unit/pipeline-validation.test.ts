@@ -98,6 +98,20 @@ describe('pipeline validation', () => {
     expect(edited.fingerprint).not.toBe(a.fingerprint);
   });
 
+  it('maxFrames at its default keeps the fingerprint pipelines had before it existed; another value changes it', () => {
+    // Computed by the release before maxFrames: were it to change, an upgrade would reprocess every input.
+    const before = 'd7a11a43e6458aa1eed45581db144748';
+    expect(parsePipeline('p.json', JSON.stringify(base), '/srv').fingerprint).toBe(before);
+    expect(parsePipeline('p.json', JSON.stringify({ ...base, maxFrames: 300 }), '/srv').fingerprint).toBe(before);
+    expect(parsePipeline('p.json', JSON.stringify({ ...base, maxFrames: 50 }), '/srv').fingerprint).not.toBe(before);
+  });
+
+  it('maxFrames is a whole number of at least 1, 300 by default', () => {
+    expect(parsePipeline('p.json', JSON.stringify(base), '/srv').maxFrames).toBe(300);
+    expect(problems({ ...base, maxFrames: 0 })[0]).toMatchObject({ path: '$.maxFrames' });
+    expect(problems({ ...base, maxFrames: 2.5 })[0]).toMatchObject({ path: '$.maxFrames' });
+  });
+
   it('the shipped examples are valid', () => {
     const list = loadPipelines([path.resolve('pipelines')]);
     expect(list.length).toBeGreaterThanOrEqual(2);

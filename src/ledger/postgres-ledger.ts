@@ -1,0 +1,373 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import { MediaflowError } from '../errors.js';
+import type { ClaimRequest, Job, JobState, Ledger, NewJob, OutboxEntry, OutputRecord, RenderClaim, StateCounts } from './ledger.js';
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+
+export interface PostgresLedgerOptions {
+  /** postgres://user:password@host:port/database; `?schema=NAME` keeps the tables in that schema (made if missing). */
+  url: string;
+  /** Connections in the pool (each worker process has its own pool). @default 10 */
+  poolSize?: number;
+  /** How long a new connection may take before the attempt fails. @default 5000 */
+  connectTimeoutMs?: number;
+}
+
+interface Row {
+  id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
+  version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
+  outputs: OutputRecord[]; deduplicated: boolean; created_at: number; updated_at: number;
+  next_attempt_at: number | null; changed_at: number | null;
+}
+
+function toJob(r: Row): Job {
+  return {
+    id: r.id, pipeline: r.pipeline, fingerprint: r.fingerprint, store: r.store, key: r.key, relKey: r.rel_key,
+    version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
+    outputs: r.outputs, deduplicated: r.deduplicated,
+    createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
+  };
+}
+
+/** The URL as it may be shown: the password replaced by `***`. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
+}
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** BIGINT columns (ids, times in ms) come back as numbers: every value here stays far below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * The shared ledger: PostgreSQL, for sources and workers on many machines.
+ * The same contract as the SQLite ledger (test/helpers/ledger-contract.ts);
+ * uniqueness decides what SQLite's single writer decides there: one job per
+ * key version (UNIQUE), one render per content (the render_claims primary
+ * key). Every state change is one statement (CTEs), so one round trip.
+ */
+export class PostgresLedger implements Ledger {
+  readonly location: string;
+  private readonly released = new EventEmitter().setMaxListeners(0);
+
+  private constructor(private readonly pool: pg.Pool, url: string, readonly schema: string) {
+    this.location = maskUrl(url);
+  }
+
+  /** Connects (checking the URL at once) and applies the migrations this database lacks. */
+  static async connect(o: PostgresLedgerOptions): Promise<PostgresLedger> {
+    const masked = maskUrl(o.url);
+    let url: URL;
+    try {
+      url = new URL(o.url);
+    } catch {
+      throw new MediaflowError('E_CONFIG', `ledger URL ${masked} is not a URL (expected postgres://user:password@host:5432/database)`);
+    }
+    const schema = url.searchParams.get('schema') ?? 'public';
+    url.searchParams.delete('schema');
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
+      throw new MediaflowError('E_CONFIG', `ledger URL ${masked}: schema ${JSON.stringify(schema)} is not a plain identifier (letters, digits, _)`);
+    }
+    const pool = new pg.Pool({
+      connectionString: url.toString(),
+      max: o.poolSize ?? 10,
+      connectionTimeoutMillis: o.connectTimeoutMs ?? 5000,
+      options: `-c search_path=${schema}`,
+      types,
+      application_name: 'mediaflow',
+    });
+    // An idle connection that drops (a database restart) must not end the process: the next query reconnects.
+    pool.on('error', () => {});
+    const ledger = new PostgresLedger(pool, o.url, schema);
+    try {
+      await ledger.migrate();
+    } catch (err) {
+      await pool.end().catch(() => {});
+      if (err instanceof MediaflowError) throw err;
+      throw new MediaflowError('E_LEDGER', `cannot open the ledger at ${masked}: ${(err as Error).message}`);
+    }
+    return ledger;
+  }
+
+  /** Versioned migrations, applied under an advisory lock: workers starting together apply each once. */
+  private async migrate(): Promise<void> {
+    await this.tx(async (c) => {
+      // The lock first: CREATE SCHEMA IF NOT EXISTS itself fails when two run at once.
+      await c.query("SELECT pg_advisory_xact_lock(hashtext('mediaflow migrations ' || $1))", [this.schema]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+      await c.query('CREATE TABLE IF NOT EXISTS mediaflow_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      const { rows } = await c.query<{ v: number | null }>('SELECT max(version) AS v FROM mediaflow_migrations');
+      const current = rows[0]?.v ?? 0;
+      if (current > POSTGRES_MIGRATIONS.length) {
+        throw new MediaflowError('E_LEDGER', `${this.location}: ledger is version ${current}, newer than this mediaflow knows (${POSTGRES_MIGRATIONS.length}); upgrade mediaflow`);
+      }
+      for (let v = current; v < POSTGRES_MIGRATIONS.length; v++) {
+        await c.query(POSTGRES_MIGRATIONS[v]!);
+        await c.query('INSERT INTO mediaflow_migrations (version, applied_at) VALUES ($1, $2)', [v + 1, Date.now()]);
+      }
+    });
+  }
+
+  async schemaVersion(): Promise<number> {
+    const { rows } = await this.pool.query<{ v: number }>('SELECT max(version) AS v FROM mediaflow_migrations');
+    return rows[0]!.v;
+  }
+
+  private async tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const result = await work(c);
+      await c.query('COMMIT');
+      return result;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  private async one(text: string, values: unknown[]): Promise<Row | undefined> {
+    return (await this.pool.query<Row>(text, values)).rows[0];
+  }
+
+  private async many(text: string, values: unknown[]): Promise<Job[]> {
+    return (await this.pool.query<Row>(text, values)).rows.map(toJob);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.pool.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => {});
+  }
+
+  async upsert(j: NewJob): Promise<{ job: Job; created: boolean }> {
+    const now = Date.now();
+    // A known key version is read back in the same statement: one round trip either way.
+    const row = await this.one(
+      `WITH ins AS (
+         INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8)
+         ON CONFLICT (pipeline, fingerprint, store, key, version) DO NOTHING RETURNING *, true AS created)
+       SELECT * FROM ins
+       UNION ALL
+       SELECT *, false AS created FROM jobs WHERE pipeline = $1 AND fingerprint = $2 AND store = $3 AND key = $4 AND version = $6
+         AND NOT EXISTS (SELECT 1 FROM ins)`,
+      [j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, j.changedAt ?? null],
+    ) as (Row & { created: boolean }) | undefined;
+    if (!row) {
+      // Inserted by another process between this statement's conflict check and its read: read it now.
+      const again = await this.one('SELECT * FROM jobs WHERE pipeline = $1 AND fingerprint = $2 AND store = $3 AND key = $4 AND version = $5',
+        [j.pipeline, j.fingerprint, j.store, j.key, j.version]);
+      return { job: toJob(again!), created: false };
+    }
+    return { job: toJob(row), created: row.created };
+  }
+
+  async get(id: number): Promise<Job | null> {
+    const row = await this.one('SELECT * FROM jobs WHERE id = $1', [id]);
+    return row ? toJob(row) : null;
+  }
+
+  /**
+   * One statement: the update, and for a job leaving 'running' the release
+   * of its render claim and (when done) its outputs' checksums.
+   */
+  private async set(id: number, fields: Record<string, unknown> & { state?: JobState }): Promise<Job | null> {
+    const cols = Object.keys(fields);
+    const values = Object.values(fields);
+    const leaving = fields.state !== undefined && fields.state !== 'running';
+    const text = `WITH u AS (
+        UPDATE jobs SET ${cols.map((c, i) => `${c} = $${i + 3}`).join(', ')}, updated_at = $2 WHERE id = $1 RETURNING *),
+      d AS (DELETE FROM render_claims WHERE ${leaving ? 'job_id = $1' : 'false'} AND EXISTS (SELECT 1 FROM u) RETURNING sha256, fingerprint),
+      o AS (INSERT INTO output_checksums (sha256, job_id)
+        SELECT x->>'sha256', u.id FROM u, jsonb_array_elements(u.outputs) x WHERE u.state = 'done' AND x->>'sha256' IS NOT NULL
+        ON CONFLICT DO NOTHING)
+      SELECT u.*, (SELECT json_build_object('sha256', d.sha256, 'fingerprint', d.fingerprint) FROM d LIMIT 1) AS released FROM u`;
+    const row = await this.one(text, [id, Date.now(), ...values]) as (Row & { released: { sha256: string; fingerprint: string } | null }) | undefined;
+    if (row?.released) this.released.emit('released', row.released.sha256, row.released.fingerprint);
+    return row ? toJob(row) : null;
+  }
+
+  async startAttempt(id: number): Promise<Job | null> {
+    const row = await this.one(
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = $2
+       WHERE id = $1 AND state IN ('queued', 'running', 'failed') RETURNING *`, [id, Date.now()]);
+    return row ? toJob(row) : null;
+  }
+
+  async markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null> {
+    return this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated, error: null, ...(sha256 && { sha256 }) });
+  }
+
+  async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
+    return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
+  }
+
+  async markDead(id: number, error: string, sha256?: string): Promise<Job | null> {
+    return this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
+  }
+
+  async markSkipped(id: number, reason: string, sha256: string): Promise<Job | null> {
+    return this.set(id, { state: 'skipped', error: reason, next_attempt_at: null, sha256 });
+  }
+
+  async markState(id: number, state: JobState): Promise<Job | null> {
+    return this.set(id, { state });
+  }
+
+  private static readonly FIND_RENDER =
+    "SELECT * FROM jobs WHERE sha256 = $1 AND fingerprint = $2 AND state = 'done' ORDER BY deduplicated ASC, updated_at DESC, id DESC LIMIT 1";
+
+  async findRender(sha256: string, fingerprint: string): Promise<Job | null> {
+    const row = await this.one(PostgresLedger.FIND_RENDER, [sha256, fingerprint]);
+    return row ? toJob(row) : null;
+  }
+
+  /**
+   * The claim is the render_claims row: an INSERT that takes it when it is
+   * free, expired, this job's own or handed over; the primary key makes two
+   * winners impossible across any number of workers. Claim first, then look
+   * for a done render (a statement of its own, so it sees what committed
+   * before the claim was won: the holder's done and its release commit
+   * together, so a render that just ended is never made again).
+   */
+  async claimRender(c: ClaimRequest): Promise<RenderClaim> {
+    for (let tries = 0; ; tries++) {
+      const result = await this.tx(async (db): Promise<RenderClaim | null> => {
+        const now = Date.now();
+        const won = await db.query(
+          `INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (sha256, fingerprint) DO UPDATE SET job_id = EXCLUDED.job_id, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+           WHERE render_claims.expires_at <= $6 OR render_claims.job_id = EXCLUDED.job_id OR render_claims.owner = $7
+           RETURNING job_id`,
+          [c.sha256, c.fingerprint, c.jobId, c.owner, now + c.leaseMs, now, c.takeOverFrom ?? null]);
+        if (won.rowCount) {
+          const done = c.rendered === false ? undefined : (await db.query<Row>(PostgresLedger.FIND_RENDER, [c.sha256, c.fingerprint])).rows[0];
+          if (!done || done.id === c.jobId) return { kind: 'claimed' };
+          await db.query('DELETE FROM render_claims WHERE sha256 = $1 AND fingerprint = $2 AND job_id = $3', [c.sha256, c.fingerprint, c.jobId]);
+          return { kind: 'rendered', job: toJob(done) };
+        }
+        const held = (await db.query<{ job_id: number; owner: string; expires_at: number }>(
+          'SELECT job_id, owner, expires_at FROM render_claims WHERE sha256 = $1 AND fingerprint = $2', [c.sha256, c.fingerprint])).rows[0];
+        return held ? { kind: 'busy', jobId: held.job_id, owner: held.owner, expiresAt: held.expires_at } : null;
+      });
+      // null: the holder let go between the two statements; ask again.
+      if (result) return result;
+      if (tries >= 5) return { kind: 'busy', jobId: 0, owner: '', expiresAt: Date.now() };
+    }
+  }
+
+  async renewRender(sha256: string, fingerprint: string, jobId: number, leaseMs: number): Promise<boolean> {
+    const r = await this.pool.query('UPDATE render_claims SET expires_at = $1 WHERE sha256 = $2 AND fingerprint = $3 AND job_id = $4',
+      [Date.now() + leaseMs, sha256, fingerprint, jobId]);
+    return r.rowCount === 1;
+  }
+
+  async releaseRender(sha256: string, fingerprint: string, jobId: number): Promise<void> {
+    const r = await this.pool.query('DELETE FROM render_claims WHERE sha256 = $1 AND fingerprint = $2 AND job_id = $3', [sha256, fingerprint, jobId]);
+    if (r.rowCount) this.released.emit('released', sha256, fingerprint);
+  }
+
+  onRenderReleased(listener: (sha256: string, fingerprint: string) => void): () => void {
+    this.released.on('released', listener);
+    return () => this.released.off('released', listener);
+  }
+
+  async recordOutput(sha256: string, jobId: number): Promise<void> {
+    await this.pool.query('INSERT INTO output_checksums (sha256, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [sha256, jobId]);
+  }
+
+  async outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null> {
+    const { rows } = await this.pool.query<{ job_id: number; pipeline: string | null; key: string | null }>(
+      'SELECT c.job_id, j.pipeline, j.key FROM output_checksums c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = $1 LIMIT 1', [sha256]);
+    const r = rows[0];
+    return r ? { jobId: r.job_id, pipeline: r.pipeline ?? '?', key: r.key ?? '?' } : null;
+  }
+
+  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {
+    const { rows } = await this.pool.query<{ id: number }>(
+      'INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+      [eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now()]);
+    return rows[0]!.id;
+  }
+
+  async updateOutbox(id: number, manifests: unknown[], targets: unknown[]): Promise<void> {
+    if (manifests.length === 0 && targets.length === 0) await this.pool.query('DELETE FROM outbox WHERE id = $1', [id]);
+    else await this.pool.query('UPDATE outbox SET manifests = $2, targets = $3 WHERE id = $1', [id, JSON.stringify(manifests), JSON.stringify(targets)]);
+  }
+
+  async outbox<M, T>(): Promise<OutboxEntry<M, T>[]> {
+    const { rows } = await this.pool.query<{ id: number; event_id: string; body: string; manifests: M[]; targets: T[]; created_at: number }>(
+      'SELECT * FROM outbox ORDER BY id');
+    return rows.map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: r.manifests, targets: r.targets, createdAt: r.created_at }));
+  }
+
+  async jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]> {
+    return this.many('SELECT * FROM jobs WHERE pipeline = $1 AND store = $2 AND key = $3 AND version = $4', [pipeline, store, key, version]);
+  }
+
+  async doneForKey(pipeline: string, store: string, key: string): Promise<Job[]> {
+    return this.many("SELECT * FROM jobs WHERE pipeline = $1 AND store = $2 AND key = $3 AND state = 'done'", [pipeline, store, key]);
+  }
+
+  /** A key range (the key column sorts bytewise, COLLATE "C"), so the (pipeline, store, key) index serves it. */
+  async doneUnderFolder(pipeline: string, store: string, folder: string): Promise<Job[]> {
+    return this.many("SELECT * FROM jobs WHERE pipeline = $1 AND store = $2 AND key > $3 AND key < $4 AND state = 'done'",
+      [pipeline, store, `${folder}/`, `${folder}0`]);
+  }
+
+  async unfinished(limit = 1000, afterId = 0, since = 0): Promise<Job[]> {
+    if (since === 0) {
+      return this.many("SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > $1 ORDER BY id LIMIT $2", [afterId, limit]);
+    }
+    return this.many(`SELECT * FROM jobs WHERE state IN ('queued','running','failed') AND id > $1
+        AND (updated_at >= $2 OR (state = 'failed' AND next_attempt_at >= $2 AND next_attempt_at <= $3))
+        ORDER BY id LIMIT $4`, [afterId, since, Date.now(), limit]);
+  }
+
+  async counts(): Promise<StateCounts & { deduplicated: number }> {
+    const counts: StateCounts = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
+    const { rows } = await this.pool.query<{ state: JobState; n: number; dedup: number }>(
+      "SELECT state, COUNT(*)::int AS n, COUNT(*) FILTER (WHERE deduplicated AND state = 'done')::int AS dedup FROM jobs GROUP BY state");
+    let deduplicated = 0;
+    for (const r of rows) {
+      counts[r.state] = r.n;
+      deduplicated += r.dedup;
+    }
+    return { ...counts, deduplicated };
+  }
+
+  async list(state: JobState, limit = 100): Promise<Job[]> {
+    return this.many('SELECT * FROM jobs WHERE state = $1 ORDER BY updated_at DESC LIMIT $2', [state, limit]);
+  }
+
+  async retryDead(id?: number): Promise<number> {
+    const r = id === undefined
+      ? await this.pool.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead'", [Date.now()])
+      : await this.pool.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead' AND id = $2", [Date.now(), id]);
+    return r.rowCount ?? 0;
+  }
+
+  async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {
+    return (await this.pool.query<{ sha256: string; fingerprint: string; renders: number }>(
+      "SELECT sha256, fingerprint, COUNT(*)::int AS renders FROM jobs WHERE state = 'done' AND NOT deduplicated GROUP BY sha256, fingerprint")).rows;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The PostgreSQL ledger's migrations, in order; mediaflow_migrations holds
+ * the versions applied. The same tables as the SQLite ledger. Never edit a
+ * migration that has shipped: add the next one.
+ */
+export const POSTGRES_MIGRATIONS: string[] = [
+  // 1: jobs (one row per pipeline, fingerprint, key version) and the completion outbox.
+  // Keys sort bytewise (COLLATE "C"), so a folder's keys are one index range whatever the database's locale.
+  `CREATE TABLE jobs (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    store TEXT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    rel_key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    sha256 TEXT,
+    outputs JSONB NOT NULL DEFAULT '[]',
+    deduplicated BOOLEAN NOT NULL DEFAULT false,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    next_attempt_at BIGINT,
+    changed_at BIGINT,
+    UNIQUE (pipeline, fingerprint, store, key, version)
+  );
+  CREATE INDEX jobs_render ON jobs (sha256, fingerprint, state);
+  CREATE INDEX jobs_state ON jobs (state, id);
+  CREATE INDEX jobs_key ON jobs (pipeline, store, key);
+  CREATE TABLE outbox (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    manifests JSONB NOT NULL,
+    targets JSONB NOT NULL,
+    created_at BIGINT NOT NULL
+  );`,
+  // 2: render claims (one render per content across every worker) and the checksums of every output written.
+  `CREATE TABLE render_claims (
+    sha256 TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    job_id BIGINT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (sha256, fingerprint)
+  );
+  CREATE INDEX render_claims_job ON render_claims (job_id);
+  CREATE TABLE output_checksums (
+    sha256 TEXT NOT NULL,
+    job_id BIGINT NOT NULL,
+    PRIMARY KEY (sha256, job_id)
+  );`,
+];
