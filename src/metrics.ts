@@ -1,7 +1,8 @@
 import type { EventEmitter } from 'node:events';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MediaEvent } from './events/media-event.js';
-import type { Job } from './ledger/ledger.js';
+import os from 'node:os';
+import { JOB_STATES, type Job } from './ledger/ledger.js';
 import type { LoadedPipeline } from './pipeline/load.js';
 import type { JobOutcome, Service } from './service.js';
 
@@ -12,6 +13,11 @@ const LAG_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86_400];
 export function sourceKind(source: string): string {
   const i = source.indexOf(':');
   return i < 0 ? source : source.slice(0, i);
+}
+
+/** This process among the workers: MEDIAFLOW_WORKER_ID, or host and pid. */
+export function workerId(env: NodeJS.ProcessEnv = process.env): string {
+  return env.MEDIAFLOW_WORKER_ID || `${os.hostname()}:${process.pid}`;
 }
 
 /**
@@ -30,6 +36,8 @@ export class Metrics {
   private readonly eventLag: Histogram<'pipeline'>;
   private readonly notifyFailures: Counter;
   private readonly completions: Counter;
+  private readonly workerJobs: Counter<'worker' | 'state'>;
+  private readonly worker: string;
 
   constructor(service: Service, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -42,14 +50,32 @@ export class Metrics {
       name: 'mediaflow_jobs_total', help: 'Job attempts ended: done and dead are final, failed attempts are retried',
       labelNames: ['pipeline', 'state'], registers,
     });
+    // The shared picture, from the queue and the ledger (every process of a scaled-out setup reports the same).
     new Gauge({
-      name: 'mediaflow_queue_depth', help: 'Jobs waiting for a slot (not yet running)', registers,
-      collect() { this.set(Math.max(0, service.queue.size - service.queue.running)); },
+      name: 'mediaflow_queue_depth', help: 'Jobs waiting for a slot (not yet running), retries waiting for their time included', registers,
+      async collect() {
+        const d = await service.queue.depth().catch(() => null);
+        if (d) this.set(d.waiting + d.delayed);
+      },
     });
     new Gauge({
-      name: 'mediaflow_jobs_in_flight', help: 'Jobs running now', registers,
-      collect() { this.set(service.queue.running); },
+      name: 'mediaflow_ledger_jobs', help: 'Jobs in the ledger by state (all processes)', labelNames: ['state'], registers,
+      async collect() {
+        const c = await service.ledger.counts().catch(() => null);
+        if (!c) return;
+        for (const state of JOB_STATES) this.labels(state).set(c[state]);
+      },
     });
+    // This process's own share, labelled with its worker id.
+    const worker = workerId();
+    new Gauge({
+      name: 'mediaflow_jobs_in_flight', help: 'Jobs running now in this process', labelNames: ['worker'], registers,
+      collect() { this.labels(worker).set(service.queue.inFlight); },
+    });
+    this.workerJobs = new Counter({
+      name: 'mediaflow_worker_jobs_total', help: 'Job attempts this process ended, by outcome', labelNames: ['worker', 'state'], registers,
+    });
+    this.worker = worker;
     this.stepDuration = new Histogram({
       name: 'mediaflow_step_duration_seconds', help: 'Time to run one step and write its output',
       labelNames: ['pipeline', 'step'], buckets: DURATION_BUCKETS, registers,
@@ -91,6 +117,7 @@ export class Metrics {
     });
     this.listen(service, 'job', (o: JobOutcome) => {
       this.jobs.labels(o.pipeline.name, o.outcome).inc();
+      this.workerJobs.labels(this.worker, o.outcome).inc();
       this.jobDuration.labels(o.pipeline.name).observe(o.seconds);
       if (o.outcome === 'done' && o.job.deduplicated) this.dedupHits.labels(o.pipeline.name).inc();
     });

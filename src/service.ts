@@ -6,21 +6,29 @@ import { versionOf, type MediaEvent } from './events/media-event.js';
 import type { Job, Ledger } from './ledger/ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import { silentLogger, type Logger } from './log.js';
+import { climbsOut } from './paths.js';
 import type { LoadedPipeline } from './pipeline/load.js';
 import { Router } from './pipeline/router.js';
-import { backoffDelay } from './queue/backoff.js';
-import { JobQueue, type WorkItem } from './queue/job-queue.js';
-import { renderJob } from './runner/render.js';
+import { MemoryQueue } from './queue/memory-queue.js';
+import type { WorkQueue } from './queue/queue.js';
+import { itemOf, JobRunner, spoolDirOf, type JobOutcome } from './runner/job-runner.js';
 import type { Source } from './sources/source.js';
-import { isPermanent } from './steps/step.js';
-import { FolderStore, removeStaleFiles } from './stores/folder-store.js';
-import { SPOOL_NAME } from './runner/fetch-input.js';
-import type { Store } from './stores/store.js';
+import { FolderStore } from './stores/folder-store.js';
 import { StoreRegistry } from './stores/registry.js';
-import { climbsOut } from './paths.js';
+import type { Store } from './stores/store.js';
+import { sweepLeftovers } from './stores/sweep.js';
+
+export type { JobOutcome } from './runner/job-runner.js';
 
 /** A poll of the ledger also looks this far back before the previous poll began: writes it overlapped are not missed. */
 const RESUME_OVERLAP_MS = 2_000;
+
+/**
+ * What one process does. all: everything (the default); sources: watch,
+ * listen, serve HTTP and queue jobs, render nothing; worker: take jobs from
+ * the shared queue and render them, watch nothing.
+ */
+export type Role = 'all' | 'sources' | 'worker';
 
 export interface ServiceOptions {
   pipelines: LoadedPipeline[];
@@ -28,7 +36,11 @@ export interface ServiceOptions {
   dataDir: string;
   /** The ledger (opened by the caller, e.g. openLedger for PostgreSQL); default: SQLite in dataDir. The service closes it on stop. */
   ledger?: Ledger;
-  /** Jobs at once over all pipelines (default: CPU count + 2). */
+  /** The queue (e.g. openQueue for Redis); default: in this process. The service stops it on stop. */
+  queue?: WorkQueue;
+  /** @default 'all' */
+  role?: Role;
+  /** Jobs at once over all pipelines, in this process (default: CPU count + 2). */
   concurrency?: number;
   /** Sources wait while this many jobs are queued or running (default 1000). */
   highWaterMark?: number;
@@ -47,14 +59,8 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** What the service tells listeners (metrics, completion events). */
-export interface JobOutcome {
-  job: Job;
-  pipeline: LoadedPipeline;
-  /** skipped: the input was an output of mediaflow (nothing made, see RenderResult.skipped). */
-  outcome: 'done' | 'failed' | 'dead' | 'skipped';
-  seconds: number;
-}
+/** Two more jobs than cores (docs/BENCHMARKS.md): sharp gives an image one libvips thread and a job also reads, hashes and writes. */
+export const defaultConcurrency = (): number => os.availableParallelism() + 2;
 
 /**
  * The data flow in one place: sources -> router -> ledger -> queue -> runner.
@@ -64,13 +70,14 @@ export interface JobOutcome {
  */
 export class Service extends EventEmitter {
   readonly ledger: Ledger;
-  readonly queue: JobQueue;
+  readonly queue: WorkQueue;
   readonly router: Router;
   readonly stores: StoreRegistry;
   readonly sources: Source[] = [];
+  readonly role: Role;
   private readonly pipelines = new Map<string, LoadedPipeline>();
   private readonly logger: Logger;
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private readonly runner: JobRunner;
   private poller: NodeJS.Timeout | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -79,25 +86,40 @@ export class Service extends EventEmitter {
   private resumedAt = 0;
   /** The running (or last) pass over the ledger's unfinished jobs. */
   private resuming: Promise<void> = Promise.resolve();
+  /** Resolves when the last sweep has finished (tests). */
+  sweeping: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ServiceOptions) {
     super();
     this.logger = o.logger ?? silentLogger;
+    this.role = o.role ?? 'all';
     for (const p of o.pipelines) this.pipelines.set(p.name, p);
     this.router = new Router(o.pipelines);
     this.stores = new StoreRegistry(o.env ?? process.env, this.logger);
     this.ledger = o.ledger ?? new SqliteLedger(o.dataDir);
+    if (this.role !== 'all' && (!o.queue || o.queue.kind === 'memory')) {
+      throw new MediaflowError('E_CONFIG', `--role ${this.role} needs a queue shared with the other processes (--queue redis://… or MEDIAFLOW_QUEUE)`);
+    }
+    this.queue = o.queue ?? this.memoryQueue();
+    this.runner = new JobRunner({
+      ledger: this.ledger, queue: this.queue, stores: this.stores, pipelines: this.pipelines, tmpDir: spoolDirOf(o.dataDir),
+      renderLeaseMs: o.renderLeaseMs ?? 30_000, logger: this.logger,
+      emit: (event, ...args) => this.emit(event, ...args),
+      stopping: () => this.stopping,
+    });
+    // Taking work from the start: a job submitted before start() (mediaflow process, tests) runs too.
+    if (this.works) this.queue.work((item) => this.runner.run(item));
+  }
+
+  private memoryQueue(): MemoryQueue {
     const pipelineConcurrency: Record<string, number> = {};
-    for (const p of o.pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
-    this.queue = new JobQueue({
-      // Two more jobs than cores: sharp gives an image one libvips thread (glibc without jemalloc)
-      // and a job also reads, hashes and writes, so one job per core leaves cores idle.
+    for (const p of this.o.pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
+    return new MemoryQueue({
       // docs/BENCHMARKS.md: on 2 cores 3 jobs ran 1.17x faster than 2, and since inputs are read
       // into reused buffers, 4 ran faster than 3 in 4 of 4 paired rounds (+3 to +8 %).
-      concurrency: o.concurrency ?? os.availableParallelism() + 2,
+      concurrency: this.o.concurrency ?? defaultConcurrency(),
       pipelineConcurrency,
-      highWaterMark: o.highWaterMark ?? 1000,
-      run: (item) => this.process(item),
+      highWaterMark: this.o.highWaterMark ?? 1000,
       onSuperseded: (older, newer) => {
         this.ledger.markState(older.jobId, 'superseded').then(
           () => this.logger.info({ job: older.jobId, by: newer.jobId, pipeline: older.pipeline }, 'job superseded by a newer version'),
@@ -116,40 +138,39 @@ export class Service extends EventEmitter {
     return [...this.pipelines.values()];
   }
 
+  private get intakes(): boolean {
+    return this.role !== 'worker';
+  }
+
+  private get works(): boolean {
+    return this.role !== 'sources';
+  }
+
   /**
-   * Starts every source (one per watched folder or bucket) and resumes
-   * unfinished work. Returns once the sources are listening: their catch-up
-   * listings and the resumed jobs go on in the background (with backpressure,
-   * they can take as long as the backlog), so health and metrics are served
-   * meanwhile.
+   * Starts what this role does: every source (one per watched folder or
+   * bucket), the ledger poll that resumes unfinished work, and the workers.
+   * Returns once the sources are listening: their catch-up listings and the
+   * resumed jobs go on in the background (with backpressure, they can take
+   * as long as the backlog), so health and metrics are served meanwhile.
    */
   async start(): Promise<void> {
+    if (this.works) {
+      this.sweep();
+      this.sweeper = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 600_000);
+      this.sweeper.unref();
+    }
+    if (!this.intakes) return;
     this.resuming = this.resume();
     for (const source of this.stores.sourcesFor(this.pipelineList)) {
       this.sources.push(source);
       await source.start((event) => this.accept(event));
       this.logger.info({ source: source.name }, 'source started');
     }
-    this.sweep();
-    this.sweeper = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 600_000);
-    this.sweeper.unref();
-    const pollMs = this.o.pollMs ?? 1000;
-    this.poller = setInterval(() => void this.resume(), pollMs);
+    this.poller = setInterval(() => void this.resume(), this.o.pollMs ?? 1000);
     this.poller.unref();
   }
 
-  /** Resolves when the last sweep has finished (tests). */
-  sweeping: Promise<void> = Promise.resolve();
-
-  /**
-   * In the background, at start and then every sweepIntervalMs: leftovers of
-   * writes a crash interrupted, in every output (temp files in folders,
-   * incomplete multipart uploads in buckets) and in the spool of large
-   * inputs. A temp file whose writer was a process of this machine that is
-   * gone goes at once; any other only once older than the longest job
-   * timeout plus a minute, since it may be a write in progress elsewhere (a
-   * folder or bucket shared by several machines).
-   */
+  /** In the background, at start and every sweepIntervalMs: see sweepLeftovers. */
   private sweep(): void {
     const outputs = new Map<string, Store>();
     for (const p of this.pipelineList) {
@@ -157,16 +178,7 @@ export class Service extends EventEmitter {
       outputs.set(out.name, out);
     }
     const olderThan = Math.max(...this.pipelineList.map((p) => p.timeoutMs)) + 60_000;
-    const swept = (where: string) => (n: number) => {
-      if (n > 0) this.logger.info({ output: where, removed: n }, 'removed leftovers of interrupted writes');
-    };
-    const failed = (where: string) => (err: unknown) => this.logger.warn({ err, output: where }, 'could not sweep leftovers of interrupted writes');
-    const spool = path.join(this.o.dataDir, 'tmp');
-    this.sweeping = Promise.all([
-      ...[...outputs.values()].map((store) => (store.sweep?.(olderThan) ?? Promise.resolve(0)).then(swept(store.name), failed(store.name))),
-      // Large inputs spooled by fetchInput, left by a crash.
-      removeStaleFiles(spool, SPOOL_NAME, olderThan).then(swept(spool), failed(spool)),
-    ]).then(() => {});
+    this.sweeping = sweepLeftovers([...outputs.values()], spoolDirOf(this.o.dataDir), olderThan, this.logger);
   }
 
   /** Backpressure: a source's emit resolves only when the queue has room. */
@@ -204,23 +216,32 @@ export class Service extends EventEmitter {
     return this.intake(p, store.name, key, relKey, versionOf({ ...entry, store: store.name }), entry.mtimeMs);
   }
 
-  /** Records the job (or finds it) and queues it unless it is already finished. */
+  /**
+   * Records the job (or finds it) and queues it unless it is already
+   * finished. The same key version seen twice (two sources, a notification
+   * and a listing) is one ledger row, and so one queue entry.
+   */
   async intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number): Promise<Job> {
-    const { job } = await this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
+    const { job, created } = await this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
     if (job.state === 'done' || job.state === 'dead' || job.state === 'removed' || job.state === 'skipped') {
       this.logger.debug({ job: job.id, pipeline: p.name, key, state: job.state }, 'already seen');
       return job;
     }
     if (job.state === 'superseded') await this.ledger.markState(job.id, 'queued');
-    this.enqueue(job);
+    // A shared queue cannot replace a waiting entry: the older versions' jobs are superseded in the ledger, and skipped when their turn comes.
+    if (this.queue.kind !== 'memory' && (created || job.state === 'superseded')) {
+      const n = await this.ledger.supersedeOthers(job);
+      if (n) this.logger.info({ job: job.id, superseded: n, pipeline: p.name, key }, 'older versions superseded by a newer one');
+    }
+    await this.enqueue(job);
     return job;
   }
 
-  private enqueue(job: Job): void {
-    this.queue.add({ jobId: job.id, pipeline: job.pipeline, key: `${job.pipeline}\0${job.store}\0${job.key}` });
+  private async enqueue(job: Job): Promise<void> {
+    await this.queue.add(itemOf(job));
   }
 
-  /** Picks up jobs the ledger has but memory does not: after a restart, a dlq retry, or a due retry. */
+  /** Picks up jobs the ledger has but the queue may not: after a restart, a dlq retry, or a due retry. */
   private resume(): Promise<void> {
     if (this.polling || this.stopping) return this.resuming;
     this.resuming = this.resumeAll();
@@ -251,10 +272,12 @@ export class Service extends EventEmitter {
         after = job.id;
         if (this.stopping) return;
         if (this.queue.has(job.id) || !this.pipelines.has(job.pipeline)) continue;
-        if (job.pipeline && this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
+        if (this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
         if (job.state === 'failed' && job.nextAttemptAt && job.nextAttemptAt > Date.now()) continue;
+        // A job running in another process of a shared queue is that process's (or, if it died, the queue hands it on).
+        if (job.state === 'running' && this.queue.kind !== 'memory' && since !== 0) continue;
         await this.queue.waitForRoom();
-        this.enqueue(job);
+        await this.enqueue(job);
       }
     }
   }
@@ -273,76 +296,6 @@ export class Service extends EventEmitter {
       await this.ledger.markState(job.id, 'removed');
       this.logger.info({ pipeline: p.name, key: job.key, outputs: job.outputs.length }, 'input removed, outputs deleted');
     }
-  }
-
-  private async process(item: WorkItem): Promise<void> {
-    const job = await this.ledger.startAttempt(item.jobId);
-    if (!job) return;
-    const p = this.pipelines.get(job.pipeline)!;
-    const log = this.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
-    log.debug('job started'); // the "job done" line carries the duration: one line a job at info
-    this.emit('started', job, p);
-    const started = performance.now();
-    const stepMs: Record<string, number> = {};
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
-    const work = renderJob(job, p, {
-      ledger: this.ledger, renderLeaseMs: this.o.renderLeaseMs ?? 30_000, source: this.stores.byName(job.store), output: this.stores.outputFor(p),
-      tmpDir: path.join(this.o.dataDir, 'tmp'), logger: log,
-      onStep: (pipeline, stepId, seconds) => {
-        stepMs[stepId] = Math.round(seconds * 1000);
-        this.emit('step', pipeline, stepId, seconds);
-      },
-    }, controller.signal);
-    // Wait for the work itself even after a timeout: its slot is only free when it really stops.
-    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
-    try {
-      const result = await Promise.race([work, aborted]);
-      if (result.skipped) {
-        const skipped = (await this.ledger.markSkipped(job.id, result.skipped, result.sha256))!;
-        log.warn({ reason: result.skipped }, 'input skipped: it is an output of mediaflow');
-        this.emit('job', { job: skipped, pipeline: p, outcome: 'skipped', seconds: (performance.now() - started) / 1000 } satisfies JobOutcome);
-        return;
-      }
-      const done = (await this.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256))!;
-      const seconds = (performance.now() - started) / 1000;
-      log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
-      this.emit('job', { job: done, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
-    } catch (err) {
-      await this.failed(job, p, err, log, (performance.now() - started) / 1000);
-    } finally {
-      clearTimeout(timer);
-      await work.catch(() => {});
-    }
-  }
-
-  private async failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): Promise<void> {
-    const message = err instanceof Error ? err.message : String(err);
-    const { step, sha256 } = (err ?? {}) as { step?: string; sha256?: string };
-    const last = job.attempts >= p.retry.attempts;
-    if (isPermanent(err) || last || this.stopping) {
-      if (this.stopping && !isPermanent(err) && !last) {
-        // Interrupted by shutdown: leave it for the next start.
-        await this.ledger.markFailed(job.id, message, Date.now(), sha256);
-        return;
-      }
-      const dead = (await this.ledger.markDead(job.id, message, sha256))!;
-      log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
-      this.emit('job', { job: dead, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
-      return;
-    }
-    const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
-    const failed = (await this.ledger.markFailed(job.id, message, Date.now() + delay, sha256))!;
-    log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
-    this.emit('job', { job: failed, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
-    const t = setTimeout(() => {
-      this.retryTimers.delete(t);
-      if (this.stopping) return;
-      this.ledger.get(job.id).then((again) => {
-        if (again?.state === 'failed' && !this.stopping) this.enqueue(again);
-      }, (err: unknown) => log.warn({ err }, 'retry not queued now (the ledger poll will find it)'));
-    }, delay);
-    this.retryTimers.add(t);
   }
 
   /**
@@ -365,13 +318,9 @@ export class Service extends EventEmitter {
 
   /** Resolves when nothing is queued, running or waiting for a retry. */
   async idle(): Promise<void> {
-    for (;;) {
-      await Promise.all(this.sources.map((s) => s.caughtUp()));
-      await this.resuming;
-      await this.queue.onIdle();
-      if (this.retryTimers.size === 0 && this.queue.size === 0) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await Promise.all(this.sources.map((s) => s.caughtUp()));
+    await this.resuming;
+    await this.queue.onIdle();
   }
 
   /**
@@ -385,8 +334,6 @@ export class Service extends EventEmitter {
     this.stopping = true;
     if (this.poller) clearInterval(this.poller);
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const t of this.retryTimers) clearTimeout(t);
-    this.retryTimers.clear();
     await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));
     await this.queue.stop();
     await beforeLedgerCloses?.().catch((err: unknown) => this.logger.error({ err }, 'stop: completion events failed'));

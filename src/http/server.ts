@@ -77,9 +77,10 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
 
   app.get('/readyz', async (_req, reply) => {
     const sources = service.sources.map((s) => ({ name: s.name, ready: s.ready }));
-    const ledger = await service.ledger.ping().catch(() => false);
-    const ready = ledger && sources.every((s) => s.ready);
-    return reply.code(ready ? 200 : 503).send({ ready, ledger, sources });
+    // Both asked at once: a ledger or queue that cannot be reached fails readiness within its own timeout.
+    const [ledger, queue] = await Promise.all([service.ledger.ping().catch(() => false), service.queue.ping().catch(() => false)]);
+    const ready = ledger && queue && sources.every((s) => s.ready);
+    return reply.code(ready ? 200 : 503).send({ ready, ledger, queue, role: service.role, sources });
   });
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));

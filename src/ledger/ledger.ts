@@ -124,8 +124,17 @@ export interface Ledger {
   /** The job for this key version, created queued when new. */
   upsert(j: NewJob): Promise<{ job: Job; created: boolean }>;
   get(id: number): Promise<Job | null>;
-  /** Starts an attempt of a job that is still to do; null when it is not (done, dead, superseded or gone meanwhile). */
-  startAttempt(id: number): Promise<Job | null>;
+  /**
+   * Starts an attempt of a job that is still to do; null when it is not
+   * (done, dead, superseded or gone meanwhile). `alone`: only while no other
+   * job of the same pipeline and key is running (one updated within
+   * `staleAfterMs`, default 10 minutes: older is a worker that died) —
+   * 'key-busy' otherwise. Workers sharing a queue need it; one process
+   * serialises keys in its queue.
+   */
+  startAttempt(id: number, o?: { alone?: boolean; staleAfterMs?: number }): Promise<Job | null | 'key-busy'>;
+  /** A newer version of this job's key was seen: every other waiting job of the key becomes superseded. Returns how many. */
+  supersedeOthers(job: Job): Promise<number>;
   /** Each state change leaves 'running' and so lets go of the job's render claim in the same transaction. */
   markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null>;
   markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null>;

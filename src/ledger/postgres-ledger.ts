@@ -206,11 +206,30 @@ export class PostgresLedger implements Ledger {
     return row ? toJob(row) : null;
   }
 
-  async startAttempt(id: number): Promise<Job | null> {
+  async startAttempt(id: number, o: { alone?: boolean; staleAfterMs?: number } = {}): Promise<Job | null | 'key-busy'> {
+    const now = Date.now();
+    if (!o.alone) {
+      const row = await this.one(
+        `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = $2
+         WHERE id = $1 AND state IN ('queued', 'running', 'failed') RETURNING *`, [id, now]);
+      return row ? toJob(row) : null;
+    }
     const row = await this.one(
       `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = $2
-       WHERE id = $1 AND state IN ('queued', 'running', 'failed') RETURNING *`, [id, Date.now()]);
-    return row ? toJob(row) : null;
+       WHERE id = $1 AND state IN ('queued', 'running', 'failed') AND NOT EXISTS (
+         SELECT 1 FROM jobs o WHERE o.pipeline = jobs.pipeline AND o.store = jobs.store AND o.key = jobs.key
+           AND o.state = 'running' AND o.id <> jobs.id AND o.updated_at > $3)
+       RETURNING *`, [id, now, now - (o.staleAfterMs ?? 600_000)]);
+    if (row) return toJob(row);
+    // Not started: still to do (another version of the key runs) or not to do at all.
+    const state = (await this.one('SELECT state FROM jobs WHERE id = $1', [id]))?.state;
+    return state === 'queued' || state === 'running' || state === 'failed' ? 'key-busy' : null;
+  }
+
+  async supersedeOthers(job: Job): Promise<number> {
+    const r = await this.pool.query(`UPDATE jobs SET state = 'superseded', updated_at = $1 WHERE pipeline = $2 AND store = $3 AND key = $4 AND id <> $5
+      AND state IN ('queued', 'failed')`, [Date.now(), job.pipeline, job.store, job.key, job.id]);
+    return r.rowCount ?? 0;
   }
 
   async markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null> {

@@ -189,12 +189,30 @@ export class SqliteLedger implements Ledger {
     return row ? toJob(row) : null;
   }
 
-  async startAttempt(id: number): Promise<Job | null> {
+  async startAttempt(id: number, o: { alone?: boolean; staleAfterMs?: number } = {}): Promise<Job | null | 'key-busy'> {
+    const now = Date.now();
+    if (!o.alone) {
+      const row = this.sql(
+        `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?
+         WHERE id = ? AND state IN ('queued', 'running', 'failed') RETURNING *`,
+      ).get(now, id) as Row | undefined;
+      return row ? toJob(row) : null;
+    }
     const row = this.sql(
-      `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?
-       WHERE id = ? AND state IN ('queued', 'running', 'failed') RETURNING *`,
-    ).get(Date.now(), id) as Row | undefined;
-    return row ? toJob(row) : null;
+      `UPDATE jobs SET state = 'running', attempts = attempts + 1, next_attempt_at = NULL, updated_at = @now
+       WHERE id = @id AND state IN ('queued', 'running', 'failed') AND NOT EXISTS (
+         SELECT 1 FROM jobs o WHERE o.pipeline = jobs.pipeline AND o.store = jobs.store AND o.key = jobs.key
+           AND o.state = 'running' AND o.id <> jobs.id AND o.updated_at > @fresh)
+       RETURNING *`,
+    ).get({ now, id, fresh: now - (o.staleAfterMs ?? 600_000) }) as Row | undefined;
+    if (row) return toJob(row);
+    const state = (this.sql('SELECT state FROM jobs WHERE id = ?').get(id) as { state: JobState } | undefined)?.state;
+    return state === 'queued' || state === 'running' || state === 'failed' ? 'key-busy' : null;
+  }
+
+  async supersedeOthers(job: Job): Promise<number> {
+    return this.sql(`UPDATE jobs SET state = 'superseded', updated_at = ? WHERE pipeline = ? AND store = ? AND key = ? AND id <> ?
+      AND state IN ('queued', 'failed')`).run(Date.now(), job.pipeline, job.store, job.key, job.id).changes;
   }
 
   /** sha256: the content checksum, recorded with the outcome (one write a job fewer than recording it apart). */

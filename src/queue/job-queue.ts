@@ -1,12 +1,7 @@
 import PQueue from 'p-queue';
+import type { WorkItem } from './queue.js';
 
-/** One unit of queued work: a ledger job for one key of one pipeline. */
-export interface WorkItem {
-  jobId: number;
-  pipeline: string;
-  /** Serialisation key: two items with the same key never run at once. */
-  key: string;
-}
+export type { WorkItem } from './queue.js';
 
 export interface JobQueueOptions {
   /** Jobs running at once, over all pipelines. */

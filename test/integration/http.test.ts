@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MediaEvent } from '../../src/events/media-event.js';
 import { buildHttpServer, listenHttp } from '../../src/http/server.js';
 import { decodeEventKey, s3RecordsToEvents } from '../../src/http/s3-events.js';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics, workerId } from '../../src/metrics.js';
 import type { LoadedPipeline } from '../../src/pipeline/load.js';
 import { Service } from '../../src/service.js';
 import { fixture } from '../helpers/fixtures.js';
@@ -248,7 +248,8 @@ describe('/metrics', () => {
     expect(before.get('mediaflow_jobs_total{pipeline="test",state="done"}')).toBe(0);
     expect(before.get('mediaflow_dedup_hits_total{pipeline="test"}')).toBe(0);
     expect(before.get('mediaflow_queue_depth{}')).toBe(0);
-    expect(before.get('mediaflow_jobs_in_flight{}')).toBe(0);
+    expect(before.get(`mediaflow_jobs_in_flight{worker="${workerId()}"}`)).toBe(0);
+    expect(before.get('mediaflow_ledger_jobs{state="queued"}')).toBe(0);
     expect(before.get('mediaflow_notify_failures_total{}')).toBe(0);
 
     drop('Landscape_1.jpg', 'a.jpg');
@@ -284,7 +285,10 @@ describe('/metrics', () => {
     const m = await metrics();
     expect(m.get('mediaflow_jobs_total{pipeline="test",state="dead"}')).toBe(1);
     expect(m.get('mediaflow_jobs_total{pipeline="test",state="done"}')).toBe(1);
-    expect(m.get('mediaflow_jobs_in_flight{}')).toBe(0);
+    expect(m.get(`mediaflow_jobs_in_flight{worker="${workerId()}"}`)).toBe(0);
+    // The ledger's picture, shared by every process, and this worker's own count.
+    expect(m.get('mediaflow_ledger_jobs{state="dead"}')).toBeGreaterThan(0);
+    expect(m.get(`mediaflow_worker_jobs_total{state="dead",worker="${workerId()}"}`)).toBeGreaterThan(0);
     expect((await getJob(bad.id)).error).toContain('bad.jpg');
   });
 });

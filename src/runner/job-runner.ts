@@ -1,0 +1,121 @@
+import path from 'node:path';
+import { MediaflowError } from '../errors.js';
+import type { Job, Ledger } from '../ledger/ledger.js';
+import type { Logger } from '../log.js';
+import type { LoadedPipeline } from '../pipeline/load.js';
+import { backoffDelay } from '../queue/backoff.js';
+import type { RunResult, WorkItem, WorkQueue } from '../queue/queue.js';
+import { isPermanent } from '../steps/step.js';
+import type { StoreRegistry } from '../stores/registry.js';
+import { renderJob } from './render.js';
+
+/** What a job's attempt ended as, for listeners (metrics, completion events). */
+export interface JobOutcome {
+  job: Job;
+  pipeline: LoadedPipeline;
+  /** skipped: the input was an output of mediaflow (nothing made, see RenderResult.skipped). */
+  outcome: 'done' | 'failed' | 'dead' | 'skipped';
+  seconds: number;
+}
+
+export interface JobRunnerDeps {
+  ledger: Ledger;
+  queue: WorkQueue;
+  stores: StoreRegistry;
+  pipelines: Map<string, LoadedPipeline>;
+  /** Where large inputs are spooled. */
+  tmpDir: string;
+  renderLeaseMs: number;
+  logger: Logger;
+  /** Events for listeners: 'started' (Job, pipeline), 'job' (JobOutcome), 'step' (pipeline, stepId, seconds). */
+  emit(event: 'started' | 'job' | 'step', ...args: unknown[]): void;
+  /** True once the process is stopping: an interrupted job is left for the next start, not retried or dead-lettered. */
+  stopping(): boolean;
+}
+
+/**
+ * Runs one queued item: starts the attempt in the ledger, renders, and
+ * records the outcome there. The ledger is the one source of truth for
+ * attempts, retries (exponential backoff with jitter: the next attempt is
+ * queued with that delay), timeouts and dead letters, whichever queue
+ * handed the item over.
+ */
+export class JobRunner {
+  constructor(private readonly d: JobRunnerDeps) {}
+
+  async run(item: WorkItem): Promise<RunResult> {
+    const started_ = await this.d.ledger.startAttempt(item.jobId, { alone: this.d.queue.kind === 'redis' });
+    // 'key-busy': another version of this key runs on another worker; the queue offers it again shortly.
+    if (started_ === 'key-busy') return 'later';
+    const job = started_;
+    if (!job) return;
+    const p = this.d.pipelines.get(job.pipeline);
+    if (!p) return;
+    const log = this.d.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
+    log.debug('job started'); // the "job done" line carries the duration: one line a job at info
+    this.d.emit('started', job, p);
+    const started = performance.now();
+    const stepMs: Record<string, number> = {};
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
+    const work = renderJob(job, p, {
+      ledger: this.d.ledger, renderLeaseMs: this.d.renderLeaseMs, source: this.d.stores.byName(job.store), output: this.d.stores.outputFor(p),
+      tmpDir: this.d.tmpDir, logger: log,
+      onStep: (pipeline, stepId, seconds) => {
+        stepMs[stepId] = Math.round(seconds * 1000);
+        this.d.emit('step', pipeline, stepId, seconds);
+      },
+    }, controller.signal);
+    // Wait for the work itself even after a timeout: its slot is only free when it really stops.
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+    try {
+      const result = await Promise.race([work, aborted]);
+      const seconds = (performance.now() - started) / 1000;
+      if (result.skipped) {
+        const skipped = (await this.d.ledger.markSkipped(job.id, result.skipped, result.sha256))!;
+        log.warn({ reason: result.skipped }, 'input skipped: it is an output of mediaflow');
+        this.d.emit('job', { job: skipped, pipeline: p, outcome: 'skipped', seconds } satisfies JobOutcome);
+        return;
+      }
+      const done = (await this.d.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256))!;
+      log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
+      this.d.emit('job', { job: done, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
+    } catch (err) {
+      await this.failed(job, p, err, log, (performance.now() - started) / 1000);
+    } finally {
+      clearTimeout(timer);
+      await work.catch(() => {});
+    }
+  }
+
+  private async failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): Promise<void> {
+    const message = err instanceof Error ? err.message : String(err);
+    const { step, sha256 } = (err ?? {}) as { step?: string; sha256?: string };
+    const last = job.attempts >= p.retry.attempts;
+    const stopping = this.d.stopping();
+    if (isPermanent(err) || last || stopping) {
+      if (stopping && !isPermanent(err) && !last) {
+        // Interrupted by shutdown: left for the next start.
+        await this.d.ledger.markFailed(job.id, message, Date.now(), sha256);
+        return;
+      }
+      const dead = (await this.d.ledger.markDead(job.id, message, sha256))!;
+      log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
+      this.d.emit('job', { job: dead, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
+      return;
+    }
+    const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
+    const failed = (await this.d.ledger.markFailed(job.id, message, Date.now() + delay, sha256))!;
+    log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
+    this.d.emit('job', { job: failed, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
+    // Queued now to run after the delay; should that be lost (a restart), the ledger's poll finds the job when it falls due.
+    await this.d.queue.add(itemOf(failed), delay).catch((e: unknown) => log.warn({ err: e }, 'retry not queued now (the ledger poll will find it)'));
+  }
+}
+
+/** The queue entry for a ledger job: serialised per (pipeline, store, key), named by (job, attempts so far). */
+export function itemOf(job: Job): WorkItem {
+  return { jobId: job.id, pipeline: job.pipeline, key: `${job.pipeline}\0${job.store}\0${job.key}`, attempt: job.attempts };
+}
+
+export const spoolDirOf = (dataDir: string): string => path.join(dataDir, 'tmp');
