@@ -1,18 +1,24 @@
 import { mkdirSync } from 'node:fs';
+import { MediaflowError } from '../errors.js';
 import { Completion } from '../completion/completion.js';
 import type { RateLimit } from '../http/rate-limit.js';
 import { checkHttpConfig, listenHttp, type HttpServer } from '../http/server.js';
 import { openLedger } from '../ledger/open.js';
+import { openQueue } from '../queue/open.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { loadPipelines } from '../pipeline/load.js';
-import { Service } from '../service.js';
+import { defaultConcurrency, Service, type Role } from '../service.js';
 
 export interface RunOptions {
   pipelines: string[];
   data: string;
   /** postgres:// URL of a shared ledger; unset: SQLite in `data`. */
   ledger?: string;
+  /** redis:// URL of a shared queue; unset: in this process. */
+  queue?: string;
+  role: Role;
+  lockMs: number;
   concurrency?: number;
   highWaterMark?: number;
   /** HTTP port (0: any free port, logged). */
@@ -32,19 +38,31 @@ export async function runCommand(o: RunOptions): Promise<number> {
   }
   const token = process.env.MEDIAFLOW_TOKEN || undefined;
   checkHttpConfig(o.host, token);
-  const ledger = await openLedger({ url: o.ledger, dataDir: o.data });
-  const service = new Service({ pipelines, dataDir: o.data, ledger, concurrency: o.concurrency, highWaterMark: o.highWaterMark, logger });
-  // Before start, so catch-up work is counted and completes like any other.
-  const completion = new Completion(service, { secret: process.env.MEDIAFLOW_NOTIFY_SECRET || undefined, logger });
+  if (o.role !== 'all' && !o.queue) {
+    throw new MediaflowError('E_CONFIG', `--role ${o.role} needs a queue shared with the other processes: --queue redis://host:6379 (or MEDIAFLOW_QUEUE)`);
+  }
+  const pipelineConcurrency: Record<string, number> = {};
+  for (const p of pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
+  const queue = await openQueue({
+    url: o.queue, concurrency: o.concurrency ?? defaultConcurrency(), highWaterMark: o.highWaterMark ?? 1000, pipelineConcurrency, lockMs: o.lockMs, logger,
+  });
+  const ledger = await openLedger({ url: o.ledger, dataDir: o.data }).catch(async (err: unknown) => { await queue?.stop(); throw err; });
+  const service = new Service({
+    pipelines, dataDir: o.data, ledger, queue: queue ?? undefined, role: o.role, concurrency: o.concurrency, highWaterMark: o.highWaterMark, logger,
+  });
+  // Before start, so catch-up work is counted and completes like any other. Completion events follow
+  // the jobs' outcomes, so the processes that run jobs send them (a sources process runs none).
+  const completion = o.role === 'sources' ? null : new Completion(service, { secret: process.env.MEDIAFLOW_NOTIFY_SECRET || undefined, logger });
+  const closeCompletion = async () => { await completion?.close(); };
   const metrics = new Metrics(service);
-  metrics.watchCompletion(completion);
+  if (completion) metrics.watchCompletion(completion);
   let http: HttpServer | null = null;
   const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new work, finishing jobs in flight');
       // HTTP first: no new requests while in-flight jobs finish; completion last, for the jobs that finish meanwhile.
       // The completion events close while the ledger is still open, so the last deliveries leave its outbox.
-      Promise.resolve(http?.close()).then(() => service.stop(() => completion.close()))
+      Promise.resolve(http?.close()).then(() => service.stop(closeCompletion))
         .then(resolve, (err) => { logger.error({ err }, 'stop failed'); resolve(); });
     };
     process.once('SIGINT', () => stop('SIGINT'));
@@ -54,10 +72,10 @@ export async function runCommand(o: RunOptions): Promise<number> {
   try {
     http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics, rateLimit: o.rateLimit });
   } catch (err) {
-    await service.stop(() => completion.close());
+    await service.stop(closeCompletion);
     throw err;
   }
-  logger.info({ pipelines: pipelines.map((p) => p.name), data: o.data, ledger: ledger.location }, 'mediaflow running');
+  logger.info({ pipelines: pipelines.map((p) => p.name), data: o.data, ledger: ledger.location, queue: service.queue.location, role: o.role }, 'mediaflow running');
   await stopped;
   logger.flush?.();
   return 0;

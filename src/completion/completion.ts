@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MediaflowError } from '../errors.js';
 import { makeEvent, type MediaEvent } from '../events/media-event.js';
@@ -56,6 +56,13 @@ export interface CompletionOptions {
 
 /** Completion events of an earlier run written and sent at once at start (the rest wait their turn). */
 export const RESEND_AT_ONCE = 8;
+
+/** One input version's outcome: its jobs and the state and attempt each ended with (a dlq retry makes a new one). */
+function outcomeKey(members: Member[]): string {
+  const { store, key, version } = members[0]!.job;
+  const jobs = members.map((m) => `${m.job.id}:${m.job.state}:${m.job.attempts}`).sort().join(',');
+  return createHash('sha256').update(`${store}\0${key}\0${version}\0${jobs}`).digest('hex');
+}
 
 const isFinal = (s: JobState) => s === 'done' || s === 'dead';
 /** States in which a job will still run (superseded ones come back as queued when their version is seen again). */
@@ -249,6 +256,8 @@ export class Completion extends EventEmitter {
   }
 
   private async finish(members: Member[], event: MediaEvent): Promise<void> {
+    // Workers sharing a queue each see the input's jobs in the ledger: the first to claim this outcome sends it.
+    if (this.service.queue.kind !== 'memory' && !(await this.service.ledger.claimCompletion(outcomeKey(members)))) return;
     const completion = this.build(members, event);
     const targets: NotifyTarget[] = [];
     for (const { pipeline: { notify } } of members) {

@@ -163,6 +163,12 @@ export interface Ledger {
   /** A job that wrote an output with these bytes, if any. */
   outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null>;
 
+  /**
+   * True for the first caller only, for one outcome of one input (`key`
+   * names the input version and its jobs' final states): when several
+   * workers see the same input complete, one sends its event.
+   */
+  claimCompletion(key: string): Promise<boolean>;
   /** Records a completion event before anything of it is written or sent; returns its id. */
   addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number>;
   /** What is left of an outbox entry; nothing left removes it. */

@@ -321,6 +321,11 @@ export class PostgresLedger implements Ledger {
     return r ? { jobId: r.job_id, pipeline: r.pipeline ?? '?', key: r.key ?? '?' } : null;
   }
 
+  async claimCompletion(key: string): Promise<boolean> {
+    const r = await this.pool.query('INSERT INTO completions (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, Date.now()]);
+    return r.rowCount === 1;
+  }
+
   async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {
     const { rows } = await this.pool.query<{ id: number }>(
       'INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id',

@@ -52,4 +52,9 @@ export const POSTGRES_MIGRATIONS: string[] = [
     job_id BIGINT NOT NULL,
     PRIMARY KEY (sha256, job_id)
   );`,
+  // 3: completions sent, so that of several workers seeing one input complete, one sends its event.
+  `CREATE TABLE completions (
+    key TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL
+  );`,
 ];

@@ -61,6 +61,11 @@ const MIGRATIONS: string[] = [
   INSERT OR IGNORE INTO output_checksums (sha256, job_id)
     SELECT json_extract(o.value, '$.sha256'), j.id FROM jobs j, json_each(j.outputs) o
     WHERE j.state = 'done' AND json_extract(o.value, '$.sha256') IS NOT NULL;`,
+  // 3: completions sent, so that of several workers seeing one input complete, one sends its event.
+  `CREATE TABLE completions (
+    key TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;`,
 ];
 
 interface Row {
@@ -299,6 +304,10 @@ export class SqliteLedger implements Ledger {
     const row = this.sql(`SELECT c.job_id AS jobId, j.pipeline AS pipeline, j.key AS key FROM output_checksums c
       LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = ? LIMIT 1`).get(sha256) as { jobId: number; pipeline: string | null; key: string | null } | undefined;
     return row ? { jobId: row.jobId, pipeline: row.pipeline ?? '?', key: row.key ?? '?' } : null;
+  }
+
+  async claimCompletion(key: string): Promise<boolean> {
+    return this.sql('INSERT INTO completions (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, Date.now()).changes === 1;
   }
 
   async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {

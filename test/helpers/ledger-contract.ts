@@ -208,6 +208,48 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       expect(await l.outputWith('content')).toBeNull();
     });
 
+    it('a completion is claimed once per outcome: the first caller sends it', async () => {
+      const l = fixture.open();
+      const other = await fixture.another();
+      try {
+        const results = await Promise.all([l.claimCompletion('input-1:done'), other.claimCompletion('input-1:done'), l.claimCompletion('input-1:done')]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await other.claimCompletion('input-1:dead-then-done')).toBe(true);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('a newer version supersedes the other waiting jobs of its key; running, done and other keys stay', async () => {
+      const l = fixture.open();
+      const older = (await l.upsert(job('a.jpg'))).job;
+      const failed = (await l.upsert({ ...job('a.jpg'), version: 'file:2:2' })).job;
+      await l.startAttempt(failed.id);
+      await l.markFailed(failed.id, 'store down', Date.now() + 1000);
+      const other = (await l.upsert(job('b.jpg'))).job;
+      const newer = (await l.upsert({ ...job('a.jpg'), version: 'file:3:3' })).job;
+      expect(await l.supersedeOthers(newer)).toBe(2);
+      expect((await l.get(older.id))!.state).toBe('superseded');
+      expect((await l.get(failed.id))!.state).toBe('superseded');
+      expect((await l.get(other.id))!.state).toBe('queued');
+      expect((await l.get(newer.id))!.state).toBe('queued');
+      expect(await l.startAttempt(older.id, { alone: true })).toBeNull();
+    });
+
+    it('alone: a job does not start while another version of its key runs, unless that one is stale', async () => {
+      const l = fixture.open();
+      const first = (await l.upsert(job('a.jpg'))).job;
+      const second = (await l.upsert({ ...job('a.jpg'), version: 'file:2:2' })).job;
+      const elsewhere = (await l.upsert(job('b.jpg'))).job;
+      expect(await l.startAttempt(first.id, { alone: true })).toMatchObject({ state: 'running' });
+      expect(await l.startAttempt(second.id, { alone: true })).toBe('key-busy');
+      expect(await l.startAttempt(elsewhere.id, { alone: true })).toMatchObject({ state: 'running' });
+      // A running job of a worker that died long ago does not hold the key for ever.
+      expect(await l.startAttempt(second.id, { alone: true, staleAfterMs: -1 })).toMatchObject({ state: 'running', attempts: 1 });
+      // The same job again (its worker died, the queue hands it on) starts its next attempt.
+      expect(await l.startAttempt(first.id, { alone: true, staleAfterMs: -1 })).toMatchObject({ attempts: 2 });
+    });
+
     it('a skipped job is finished: it counts as skipped, is not started again and holds no claim', async () => {
       const l = fixture.open();
       const a = await running(l, 'a.jpg');
