@@ -106,7 +106,10 @@ export class Service extends EventEmitter {
       renderLeaseMs: o.renderLeaseMs ?? 30_000, logger: this.logger,
       emit: (event, ...args) => this.emit(event, ...args),
       stopping: () => this.stopping,
+      onInterrupted: () => this.sweepSoon(),
     });
+    // A shared queue that was away may have lost its entries (a Redis keeping nothing on disk): the next poll reads the whole ledger.
+    this.queue.onReconnect?.(() => { this.resumedAt = 0; });
     // Taking work from the start: a job submitted before start() (mediaflow process, tests) runs too.
     if (this.works) this.queue.work((item) => this.runner.run(item));
   }
@@ -170,8 +173,21 @@ export class Service extends EventEmitter {
     this.poller.unref();
   }
 
+  private lastSweep = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** A dead worker's temp files go now rather than at the next interval (one sweep a second at most, however many jobs it left). */
+  private sweepSoon(): void {
+    if (this.stopping || this.sweepTimer) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = null;
+      if (!this.stopping) this.sweep();
+    }, Math.max(0, this.lastSweep + 1000 - Date.now()));
+    this.sweepTimer.unref();
+  }
+
   /** In the background, at start and every sweepIntervalMs: see sweepLeftovers. */
   private sweep(): void {
+    this.lastSweep = Date.now();
     const outputs = new Map<string, Store>();
     for (const p of this.pipelineList) {
       const out = this.stores.outputFor(p);
@@ -274,8 +290,9 @@ export class Service extends EventEmitter {
         if (this.queue.has(job.id) || !this.pipelines.has(job.pipeline)) continue;
         if (this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
         if (job.state === 'failed' && job.nextAttemptAt && job.nextAttemptAt > Date.now()) continue;
-        // A job running in another process of a shared queue is that process's (or, if it died, the queue hands it on).
-        if (job.state === 'running' && this.queue.kind !== 'memory' && since !== 0) continue;
+        // A job running in another process of a shared queue is that process's (if it died, the queue hands its entry
+        // on); only one running for longer than its timeout allows has lost its entry too (a queue that restarted empty).
+        if (job.state === 'running' && this.queue.kind !== 'memory' && Date.now() - job.updatedAt < this.pipelines.get(job.pipeline)!.timeoutMs + 60_000) continue;
         await this.queue.waitForRoom();
         await this.enqueue(job);
       }
@@ -334,6 +351,7 @@ export class Service extends EventEmitter {
     this.stopping = true;
     if (this.poller) clearInterval(this.poller);
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));
     await this.queue.stop();
     await beforeLedgerCloses?.().catch((err: unknown) => this.logger.error({ err }, 'stop: completion events failed'));

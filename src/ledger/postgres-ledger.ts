@@ -29,6 +29,15 @@ function toJob(r: Row): Job {
   };
 }
 
+/** Errors of a database that is (re)starting or unreachable, as opposed to errors of a statement. */
+function isOutage(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  const code = e?.code ?? '';
+  return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN'].includes(code)
+    || /^(08|57P0)/.test(code)
+    || /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '');
+}
+
 /** The URL as it may be shown: the password replaced by `***`. */
 export function maskUrl(url: string): string {
   try {
@@ -89,7 +98,10 @@ export class PostgresLedger implements Ledger {
     pool.on('error', () => {});
     const ledger = new PostgresLedger(pool, o.url, schema);
     try {
+      // At start a database that cannot be reached is a configuration error, said at once, not waited for.
+      ledger.outageMs = 0;
       await ledger.migrate();
+      ledger.outageMs = 120_000;
     } catch (err) {
       await pool.end().catch(() => {});
       if (err instanceof MediaflowError) throw err;
@@ -118,11 +130,52 @@ export class PostgresLedger implements Ledger {
   }
 
   async schemaVersion(): Promise<number> {
-    const { rows } = await this.pool.query<{ v: number }>('SELECT max(version) AS v FROM mediaflow_migrations');
+    const { rows } = await this.query<{ v: number }>('SELECT max(version) AS v FROM mediaflow_migrations');
     return rows[0]!.v;
   }
 
+  /**
+   * A query that waits out an outage: a database restarting (connections
+   * cut, refused while it starts) is retried with backoff, 100 ms doubling
+   * to 5 s, for up to `outageMs`; any other error is thrown at once. Every
+   * statement here is safe to run again (an insert that may have committed
+   * before its answer was lost finds its row, or adds a duplicate outbox
+   * entry under the same event id).
+   */
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    return this.retrying(() => this.pool.query<R>(text, values));
+  }
+
+  private async retrying<T>(work: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.outageMs;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        const result = await work();
+        this.down = false;
+        return result;
+      } catch (err) {
+        if (this.closed || !isOutage(err) || Date.now() + delay > deadline) throw err;
+        if (!this.down) {
+          this.down = true;
+          this.onOutage?.(err as Error);
+        }
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Called once per outage (the service logs it); cleared by the next statement that succeeds. */
+  onOutage?: (err: Error) => void;
+  private down = false;
+  private closed = false;
+  /** How long a statement waits for the database to come back before it fails. @default 120000 */
+  outageMs = 120_000;
+
   private async tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.retrying(() => this.txOnce(work));
+  }
+
+  private async txOnce<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     try {
       await c.query('BEGIN');
@@ -138,16 +191,16 @@ export class PostgresLedger implements Ledger {
   }
 
   private async one(text: string, values: unknown[]): Promise<Row | undefined> {
-    return (await this.pool.query<Row>(text, values)).rows[0];
+    return (await this.query<Row>(text, values)).rows[0];
   }
 
   private async many(text: string, values: unknown[]): Promise<Job[]> {
-    return (await this.pool.query<Row>(text, values)).rows.map(toJob);
+    return (await this.query<Row>(text, values)).rows.map(toJob);
   }
 
   async ping(): Promise<boolean> {
     try {
-      await this.pool.query('SELECT 1');
+      await this.pool.query('SELECT 1'); // no retry: readiness says "down" while it is
       return true;
     } catch {
       return false;
@@ -155,6 +208,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.end().catch(() => {});
   }
 
@@ -170,7 +224,7 @@ export class PostgresLedger implements Ledger {
        UNION ALL
        SELECT *, false AS created FROM jobs WHERE pipeline = $1 AND fingerprint = $2 AND store = $3 AND key = $4 AND version = $6
          AND NOT EXISTS (SELECT 1 FROM ins)`,
-      [j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, j.changedAt ?? null],
+      [j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, j.changedAt === undefined ? null : Math.round(j.changedAt)],
     ) as (Row & { created: boolean }) | undefined;
     if (!row) {
       // Inserted by another process between this statement's conflict check and its read: read it now.
@@ -227,7 +281,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async supersedeOthers(job: Job): Promise<number> {
-    const r = await this.pool.query(`UPDATE jobs SET state = 'superseded', updated_at = $1 WHERE pipeline = $2 AND store = $3 AND key = $4 AND id <> $5
+    const r = await this.query(`UPDATE jobs SET state = 'superseded', updated_at = $1 WHERE pipeline = $2 AND store = $3 AND key = $4 AND id <> $5
       AND state IN ('queued', 'failed')`, [Date.now(), job.pipeline, job.store, job.key, job.id]);
     return r.rowCount ?? 0;
   }
@@ -237,7 +291,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
+    return this.set(id, { state: 'failed', error, next_attempt_at: Math.round(nextAttemptAt), ...(sha256 && { sha256 }) });
   }
 
   async markDead(id: number, error: string, sha256?: string): Promise<Job | null> {
@@ -295,13 +349,13 @@ export class PostgresLedger implements Ledger {
   }
 
   async renewRender(sha256: string, fingerprint: string, jobId: number, leaseMs: number): Promise<boolean> {
-    const r = await this.pool.query('UPDATE render_claims SET expires_at = $1 WHERE sha256 = $2 AND fingerprint = $3 AND job_id = $4',
+    const r = await this.query('UPDATE render_claims SET expires_at = $1 WHERE sha256 = $2 AND fingerprint = $3 AND job_id = $4',
       [Date.now() + leaseMs, sha256, fingerprint, jobId]);
     return r.rowCount === 1;
   }
 
   async releaseRender(sha256: string, fingerprint: string, jobId: number): Promise<void> {
-    const r = await this.pool.query('DELETE FROM render_claims WHERE sha256 = $1 AND fingerprint = $2 AND job_id = $3', [sha256, fingerprint, jobId]);
+    const r = await this.query('DELETE FROM render_claims WHERE sha256 = $1 AND fingerprint = $2 AND job_id = $3', [sha256, fingerprint, jobId]);
     if (r.rowCount) this.released.emit('released', sha256, fingerprint);
   }
 
@@ -311,35 +365,35 @@ export class PostgresLedger implements Ledger {
   }
 
   async recordOutput(sha256: string, jobId: number): Promise<void> {
-    await this.pool.query('INSERT INTO output_checksums (sha256, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [sha256, jobId]);
+    await this.query('INSERT INTO output_checksums (sha256, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [sha256, jobId]);
   }
 
   async outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null> {
-    const { rows } = await this.pool.query<{ job_id: number; pipeline: string | null; key: string | null }>(
+    const { rows } = await this.query<{ job_id: number; pipeline: string | null; key: string | null }>(
       'SELECT c.job_id, j.pipeline, j.key FROM output_checksums c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = $1 LIMIT 1', [sha256]);
     const r = rows[0];
     return r ? { jobId: r.job_id, pipeline: r.pipeline ?? '?', key: r.key ?? '?' } : null;
   }
 
   async claimCompletion(key: string): Promise<boolean> {
-    const r = await this.pool.query('INSERT INTO completions (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, Date.now()]);
+    const r = await this.query('INSERT INTO completions (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, Date.now()]);
     return r.rowCount === 1;
   }
 
   async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {
-    const { rows } = await this.pool.query<{ id: number }>(
+    const { rows } = await this.query<{ id: number }>(
       'INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id',
       [eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now()]);
     return rows[0]!.id;
   }
 
   async updateOutbox(id: number, manifests: unknown[], targets: unknown[]): Promise<void> {
-    if (manifests.length === 0 && targets.length === 0) await this.pool.query('DELETE FROM outbox WHERE id = $1', [id]);
-    else await this.pool.query('UPDATE outbox SET manifests = $2, targets = $3 WHERE id = $1', [id, JSON.stringify(manifests), JSON.stringify(targets)]);
+    if (manifests.length === 0 && targets.length === 0) await this.query('DELETE FROM outbox WHERE id = $1', [id]);
+    else await this.query('UPDATE outbox SET manifests = $2, targets = $3 WHERE id = $1', [id, JSON.stringify(manifests), JSON.stringify(targets)]);
   }
 
   async outbox<M, T>(): Promise<OutboxEntry<M, T>[]> {
-    const { rows } = await this.pool.query<{ id: number; event_id: string; body: string; manifests: M[]; targets: T[]; created_at: number }>(
+    const { rows } = await this.query<{ id: number; event_id: string; body: string; manifests: M[]; targets: T[]; created_at: number }>(
       'SELECT * FROM outbox ORDER BY id');
     return rows.map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: r.manifests, targets: r.targets, createdAt: r.created_at }));
   }
@@ -369,7 +423,7 @@ export class PostgresLedger implements Ledger {
 
   async counts(): Promise<StateCounts & { deduplicated: number }> {
     const counts: StateCounts = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
-    const { rows } = await this.pool.query<{ state: JobState; n: number; dedup: number }>(
+    const { rows } = await this.query<{ state: JobState; n: number; dedup: number }>(
       "SELECT state, COUNT(*)::int AS n, COUNT(*) FILTER (WHERE deduplicated AND state = 'done')::int AS dedup FROM jobs GROUP BY state");
     let deduplicated = 0;
     for (const r of rows) {
@@ -385,13 +439,13 @@ export class PostgresLedger implements Ledger {
 
   async retryDead(id?: number): Promise<number> {
     const r = id === undefined
-      ? await this.pool.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead'", [Date.now()])
-      : await this.pool.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead' AND id = $2", [Date.now(), id]);
+      ? await this.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead'", [Date.now()])
+      : await this.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead' AND id = $2", [Date.now(), id]);
     return r.rowCount ?? 0;
   }
 
   async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {
-    return (await this.pool.query<{ sha256: string; fingerprint: string; renders: number }>(
+    return (await this.query<{ sha256: string; fingerprint: string; renders: number }>(
       "SELECT sha256, fingerprint, COUNT(*)::int AS renders FROM jobs WHERE state = 'done' AND NOT deduplicated GROUP BY sha256, fingerprint")).rows;
   }
 }

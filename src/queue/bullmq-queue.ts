@@ -48,6 +48,7 @@ export class BullmqQueue implements WorkQueue {
   private readonly perPipeline = new Map<string, PQueue>();
   private readonly logger: Logger;
   private running = 0;
+  private readonly reconnected: (() => void)[] = [];
   private stopped = false;
   private counted = 0;
   private countedAt = 0;
@@ -59,6 +60,15 @@ export class BullmqQueue implements WorkQueue {
     // maxRetriesPerRequest null: a command waits for the connection to come back instead of failing (BullMQ requires it of workers).
     this.connection = new Redis(o.url, { maxRetriesPerRequest: null, retryStrategy, enableReadyCheck: true });
     this.connection.on('error', (err) => this.logger.warn({ err: err.message, queue: this.location }, 'queue connection error (reconnecting)'));
+    // A Redis that restarted may have come back empty (nothing kept on disk): whoever queues looks at the ledger again.
+    let connected = false;
+    this.connection.on('ready', () => {
+      if (connected) {
+        this.logger.info({ queue: this.location }, 'queue connection back');
+        for (const listener of this.reconnected) listener();
+      }
+      connected = true;
+    });
     this.queue = new Queue<WorkItem>(QUEUE_NAME, { connection: this.connection, prefix });
     this.queue.on('error', () => {}); // reported once by the connection above
     for (const [name, c] of Object.entries(o.pipelineConcurrency ?? {})) this.perPipeline.set(name, new PQueue({ concurrency: c }));
@@ -104,7 +114,11 @@ export class BullmqQueue implements WorkQueue {
       this.running++;
       try {
         const pq = this.perPipeline.get(job.data.pipeline);
-        const result = await (pq ? pq.add(() => run(job.data)) : run(job.data));
+        const result = await (pq ? pq.add(() => run(job.data)) : run(job.data)).catch((err: unknown) => {
+          // The ledger could not record the outcome (down for longer than it waits): the entry comes back, the job is not lost.
+          this.logger.warn({ err, job: job.data.jobId }, 'job not recorded, queued again');
+          return 'later' as const;
+        });
         if (result === 'later') {
           // Another version of the key is running elsewhere: back in the queue for a moment, not an attempt.
           await job.moveToDelayed(Date.now() + 200 + Math.floor(Math.random() * 300), token);
@@ -137,6 +151,10 @@ export class BullmqQueue implements WorkQueue {
 
   has(): boolean {
     return false;
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnected.push(listener);
   }
 
   async waitForRoom(): Promise<void> {

@@ -38,6 +38,8 @@ export interface WorkQueue {
   readonly inFlight: number;
   /** Resolves when nothing is waiting, delayed or running. */
   onIdle(): Promise<void>;
+  /** Calls `listener` when the connection to a shared queue comes back after it was lost (its entries may be gone). */
+  onReconnect?(listener: () => void): void;
   /** False while the queue cannot be reached (readiness). */
   ping(): Promise<boolean>;
   /** Stops taking work, lets running items finish; what waits stays queued (memory: in the ledger). */

@@ -31,6 +31,8 @@ export interface JobRunnerDeps {
   emit(event: 'started' | 'job' | 'step', ...args: unknown[]): void;
   /** True once the process is stopping: an interrupted job is left for the next start, not retried or dead-lettered. */
   stopping(): boolean;
+  /** A job is run again after an attempt that never ended (its worker died): that worker's temp files may be left. */
+  onInterrupted(): void;
 }
 
 /**
@@ -52,6 +54,11 @@ export class JobRunner {
     const p = this.d.pipelines.get(job.pipeline);
     if (!p) return;
     const log = this.d.logger.child({ pipeline: p.name, key: job.key, job: job.id, attempt: job.attempts });
+    // More attempts than when it was queued: an attempt began after that and never recorded an end.
+    if (job.attempts - 1 > item.attempt) {
+      log.info({ queuedAtAttempt: item.attempt }, 'job taken over from an attempt that never ended (its worker stopped)');
+      this.d.onInterrupted();
+    }
     log.debug('job started'); // the "job done" line carries the duration: one line a job at info
     this.d.emit('started', job, p);
     const started = performance.now();
