@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { renderKey } from '../pipeline/key-template.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import type { JobOutcome, Service } from '../service.js';
+import { ownerIsGone, thisProcess } from '../owner.js';
 import { deliver } from './notify.js';
 
 /** One pipeline's part of a completion event. */
@@ -54,6 +55,20 @@ export interface CompletionOptions {
   notifyTimeoutMs?: number;
 }
 
+/** An outbox entry whose owner cannot be asked (another machine) is taken over after this long. */
+const ORPHAN_AFTER_MS = 3_600_000;
+
+/** The senders of this process that are open: `<process>#<n>` (a process may open one after another closed). */
+const liveSenders = new Set<string>();
+let senders = 0;
+
+/** An entry's sender is gone: its process ended (this machine), it closed (this process), or it is too old to wait for. */
+function senderIsGone(owner: string | null, createdAt: number): boolean {
+  if (owner === null || Date.now() - createdAt > ORPHAN_AFTER_MS) return true;
+  const [proc] = owner.split('#');
+  return proc === thisProcess ? !liveSenders.has(owner) : ownerIsGone(proc!);
+}
+
 /** Completion events of an earlier run written and sent at once at start (the rest wait their turn). */
 export const RESEND_AT_ONCE = 8;
 
@@ -96,9 +111,12 @@ export class Completion extends EventEmitter {
   private readonly logger: Logger;
   private readonly onRouted = (event: MediaEvent, jobs: Job[]) => this.routed(event, jobs);
   private readonly onJob = (o: JobOutcome) => this.jobEnded(o);
+  /** Whose outbox entries this instance writes and sends. */
+  private readonly sender = `${thisProcess}#${++senders}`;
 
   constructor(private readonly service: Service, private readonly o: CompletionOptions = {}) {
     super();
+    liveSenders.add(this.sender);
     this.logger = (o.logger ?? silentLogger).child({ part: 'completion' });
     const needSecret = service.pipelineList.filter((p) => p.notify);
     if (needSecret.length && !o.secret) {
@@ -279,7 +297,7 @@ export class Completion extends EventEmitter {
     const body = `${JSON.stringify(completion, null, 2)}\n`;
     // Recorded before any of it is written or sent (right after the last job's outcome):
     // a stop or a crash from here on leaves it to the next start, not lost.
-    const entry = { id: await this.service.ledger.addToOutbox(completion.id, body, manifests, targets), eventId: completion.id, body, manifests, targets };
+    const entry = { id: await this.service.ledger.addToOutbox(completion.id, body, manifests, targets, this.sender), eventId: completion.id, body, manifests, targets };
     await this.writeManifests(entry, log);
     log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');
     this.emit('completed', completion);
@@ -288,7 +306,12 @@ export class Completion extends EventEmitter {
 
   /** Writes and sends what an earlier run left in the outbox, with the same event id, so receivers can tell a repeat. */
   private async resend(): Promise<void> {
-    const entries = await this.service.ledger.outbox<ManifestTarget, NotifyTarget>();
+    // Only what no live process is sending: with a shared ledger, other workers' entries are in flight now.
+    // An owner on another machine cannot be asked: its entries are taken once they are an hour old.
+    const entries: OutboxEntry<ManifestTarget, NotifyTarget>[] = [];
+    for (const e of await this.service.ledger.outbox<ManifestTarget, NotifyTarget>()) {
+      if (e.owner !== this.sender && senderIsGone(e.owner, e.createdAt) && await this.service.ledger.takeOutbox(e.id, e.owner, this.sender)) entries.push(e);
+    }
     if (entries.length === 0) return;
     this.logger.info({ events: entries.length }, 'completion events the last run left unwritten or unsent: writing and sending them now');
     // A few at a time: an outage can leave thousands, and each holds a connection while it waits for a retry.
@@ -370,5 +393,6 @@ export class Completion extends EventEmitter {
     this.service.off('job', this.onJob);
     this.closing.abort();
     await Promise.allSettled([...this.pending]);
+    liveSenders.delete(this.sender);
   }
 }

@@ -106,6 +106,8 @@ export interface OutboxEntry<M = unknown, T = unknown> {
   manifests: M[];
   targets: T[];
   createdAt: number;
+  /** The process writing and sending it (owner.ts); null for entries of releases before owners. */
+  owner: string | null;
 }
 
 /**
@@ -169,11 +171,13 @@ export interface Ledger {
    * workers see the same input complete, one sends its event.
    */
   claimCompletion(key: string): Promise<boolean>;
-  /** Records a completion event before anything of it is written or sent; returns its id. */
-  addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number>;
+  /** Records a completion event before anything of it is written or sent, as `owner`'s to send; returns its id. */
+  addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[], owner?: string): Promise<number>;
+  /** Takes an entry over from `from` (its owner is gone): false when another process took it first. */
+  takeOutbox(id: number, from: string | null, to: string): Promise<boolean>;
   /** What is left of an outbox entry; nothing left removes it. */
   updateOutbox(id: number, manifests: unknown[], targets: unknown[]): Promise<void>;
-  /** Completion events an earlier run left unwritten or unsent, oldest first. */
+  /** Completion events not yet written or sent (by any process), oldest first. */
   outbox<M, T>(): Promise<OutboxEntry<M, T>[]>;
 
   /** The jobs of one version of one source key in one pipeline. */

@@ -380,11 +380,16 @@ export class PostgresLedger implements Ledger {
     return r.rowCount === 1;
   }
 
-  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {
+  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[], owner?: string): Promise<number> {
     const { rows } = await this.query<{ id: number }>(
-      'INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-      [eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now()]);
+      'INSERT INTO outbox (event_id, body, manifests, targets, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
+      [eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now(), owner ?? null]);
     return rows[0]!.id;
+  }
+
+  async takeOutbox(id: number, from: string | null, to: string): Promise<boolean> {
+    const r = await this.query('UPDATE outbox SET owner = $3 WHERE id = $1 AND owner IS NOT DISTINCT FROM $2', [id, from, to]);
+    return r.rowCount === 1;
   }
 
   async updateOutbox(id: number, manifests: unknown[], targets: unknown[]): Promise<void> {
@@ -393,9 +398,9 @@ export class PostgresLedger implements Ledger {
   }
 
   async outbox<M, T>(): Promise<OutboxEntry<M, T>[]> {
-    const { rows } = await this.query<{ id: number; event_id: string; body: string; manifests: M[]; targets: T[]; created_at: number }>(
+    const { rows } = await this.query<{ id: number; event_id: string; body: string; manifests: M[]; targets: T[]; created_at: number; owner: string | null }>(
       'SELECT * FROM outbox ORDER BY id');
-    return rows.map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: r.manifests, targets: r.targets, createdAt: r.created_at }));
+    return rows.map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: r.manifests, targets: r.targets, createdAt: r.created_at, owner: r.owner }));
   }
 
   async jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]> {

@@ -57,4 +57,6 @@ export const POSTGRES_MIGRATIONS: string[] = [
     key TEXT PRIMARY KEY,
     created_at BIGINT NOT NULL
   );`,
+  // 4: who sends an outbox entry, so a process starting beside a live one does not send its entries too.
+  'ALTER TABLE outbox ADD COLUMN owner TEXT;',
 ];

@@ -66,6 +66,8 @@ const MIGRATIONS: string[] = [
     key TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;`,
+  // 4: who sends an outbox entry, so a process starting beside a live one does not send its entries too.
+  'ALTER TABLE outbox ADD COLUMN owner TEXT;',
 ];
 
 interface Row {
@@ -310,9 +312,13 @@ export class SqliteLedger implements Ledger {
     return this.sql('INSERT INTO completions (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, Date.now()).changes === 1;
   }
 
-  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[]): Promise<number> {
-    return Number(this.sql('INSERT INTO outbox (event_id, body, manifests, targets, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now()).lastInsertRowid);
+  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[], owner?: string): Promise<number> {
+    return Number(this.sql('INSERT INTO outbox (event_id, body, manifests, targets, created_at, owner) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now(), owner ?? null).lastInsertRowid);
+  }
+
+  async takeOutbox(id: number, from: string | null, to: string): Promise<boolean> {
+    return this.sql('UPDATE outbox SET owner = ? WHERE id = ? AND owner IS ?').run(to, id, from).changes === 1;
   }
 
   async updateOutbox(id: number, manifests: unknown[], targets: unknown[]): Promise<void> {
@@ -321,8 +327,8 @@ export class SqliteLedger implements Ledger {
   }
 
   async outbox<M, T>(): Promise<OutboxEntry<M, T>[]> {
-    return (this.sql('SELECT * FROM outbox ORDER BY id').all() as { id: number; event_id: string; body: string; manifests: string; targets: string; created_at: number }[])
-      .map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: JSON.parse(r.manifests) as M[], targets: JSON.parse(r.targets) as T[], createdAt: r.created_at }));
+    return (this.sql('SELECT * FROM outbox ORDER BY id').all() as { id: number; event_id: string; body: string; manifests: string; targets: string; created_at: number; owner: string | null }[])
+      .map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: JSON.parse(r.manifests) as M[], targets: JSON.parse(r.targets) as T[], createdAt: r.created_at, owner: r.owner }));
   }
 
   async jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]> {

@@ -107,6 +107,23 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       expect(await l.outbox()).toEqual([]);
     });
 
+    it('an outbox entry has an owner, and is taken over from it by one process only', async () => {
+      const l = fixture.open();
+      const other = await fixture.another();
+      try {
+        const id = await l.addToOutbox('evt-2', '{}', [], [{ url: 'http://127.0.0.1:9/' }], 'host-1-1');
+        const legacy = await l.addToOutbox('evt-3', '{}', [], []);
+        expect((await l.outbox()).map((e) => e.owner)).toEqual(['host-1-1', null]);
+        const takes = await Promise.all([l.takeOutbox(id, 'host-1-1', 'host-2-2'), other.takeOutbox(id, 'host-1-1', 'host-3-3')]);
+        expect(takes.filter(Boolean)).toHaveLength(1);
+        expect(await l.takeOutbox(id, 'host-1-1', 'host-4-4')).toBe(false);
+        expect(await other.takeOutbox(legacy, null, 'host-3-3')).toBe(true);
+        expect((await l.outbox()).find((e) => e.id === legacy)!.owner).toBe('host-3-3');
+      } finally {
+        await other.close();
+      }
+    });
+
     it('is shared with another connection (status while run works)', async () => {
       const l = fixture.open();
       await l.upsert(job('a.jpg'));

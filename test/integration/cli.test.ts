@@ -88,3 +88,22 @@ describe('mediaflow CLI', () => {
     }
   });
 });
+
+describe('mediaflow CLI: shared ledger and queue settings', () => {
+  it('an unreachable or wrong --ledger / --queue, or a role without a shared queue: one line naming the URL, password masked, exit 1', () => {
+    const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [['run', '--ledger', 'postgres://mediaflow:s3cret@127.0.0.1:1/ledger'], {}, /^mediaflow: cannot open the ledger at postgres:\/\/mediaflow:\*\*\*@127\.0\.0\.1:1\/ledger: .*ECONNREFUSED/],
+      [['run'], { MEDIAFLOW_LEDGER: 'mysql://root:pw@127.0.0.1/x' }, /^mediaflow: Expected --ledger \/ MEDIAFLOW_LEDGER to be a postgres:\/\/ URL, got `mysql:\/\/root:\*\*\*@127\.0\.0\.1\/x`/],
+      [['run', '--queue', 'redis://:hunter2@127.0.0.1:1'], {}, /^mediaflow: cannot reach the queue at redis:\/\/:\*\*\*@127\.0\.0\.1:1: .*ECONNREFUSED/],
+      [['run', '--role', 'worker'], {}, /^mediaflow: --role worker needs a queue shared with the other processes: --queue redis:\/\/host:6379/],
+      [['status', '--ledger', 'postgres://u:pw@127.0.0.1:1/x'], {}, /^mediaflow: cannot open the ledger at postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/x/],
+    ];
+    for (const [args, env, message] of cases) {
+      const r = mediaflow(args, ws.root, env);
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(message);
+      expect(r.stderr + r.stdout).not.toMatch(/s3cret|hunter2|:pw@/);
+    }
+  });
+});

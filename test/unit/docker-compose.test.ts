@@ -51,3 +51,33 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/ENTRYPOINT \["node", "bin\/mediaflow.js"\]/);
   });
 });
+
+describe('docker-compose.scale.yml', () => {
+  const scale = parse(readFileSync(path.resolve('docker-compose.scale.yml'), 'utf8'), { merge: true });
+
+  it('runs one sources process and replicated workers on the same pipelines, ledger and queue', () => {
+    const { sources, worker } = scale.services;
+    expect(sources.command).toEqual(expect.arrayContaining(['run', '--role', 'sources']));
+    expect(worker.command).toEqual(expect.arrayContaining(['run', '--role', 'worker']));
+    expect(worker.deploy.replicas).toBeGreaterThan(1);
+    expect(sources.environment).toEqual(worker.environment);
+    expect(sources.environment.MEDIAFLOW_LEDGER).toMatch(/^postgres:\/\/[^@]+@postgres:5432\//);
+    expect(sources.environment.MEDIAFLOW_QUEUE).toBe('redis://redis:6379');
+    expect(sources.command[sources.command.indexOf('--pipelines') + 1]).toBe(worker.command[worker.command.indexOf('--pipelines') + 1]);
+    for (const svc of [sources, worker]) {
+      expect(svc.depends_on.postgres.condition).toBe('service_healthy');
+      expect(svc.depends_on.redis.condition).toBe('service_healthy');
+    }
+  });
+
+  it('pins PostgreSQL and Redis, and keeps every Redis key (no eviction, appendonly)', () => {
+    const { postgres, redis } = scale.services;
+    expect(postgres.image).toMatch(/^postgres:\d+\.\d+$/);
+    expect(redis.image).toMatch(/^redis:\d+\.\d+\.\d+$/);
+    expect(redis.command.join(' ')).toContain('--maxmemory-policy noeviction');
+    expect(redis.command.join(' ')).toContain('--appendonly yes');
+    const ledger = new URL(scale.services.sources.environment.MEDIAFLOW_LEDGER);
+    expect(decodeURIComponent(ledger.username)).toBe(postgres.environment.POSTGRES_USER);
+    expect(ledger.pathname.slice(1)).toBe(postgres.environment.POSTGRES_DB);
+  });
+});
