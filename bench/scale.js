@@ -51,7 +51,7 @@ async function pgTransactions() {
 async function start(cpus, args, env) {
   const cmd = cpus === null ? process.execPath : 'taskset';
   const argv = cpus === null ? [BIN, 'run', ...args] : ['-c', cpus, process.execPath, BIN, 'run', ...args];
-  const proc = spawnChild(cmd, argv, { env: { MEDIAFLOW_LOG_LEVEL: 'warn', MEDIAFLOW_PORT: '0', ...env } });
+  const proc = spawnChild(cmd, argv, { env: { MEDIAFLOW_LOG_LEVEL: 'info', MEDIAFLOW_PORT: '0', ...env } });
   await waitForLine(proc, (l) => l.includes('"mediaflow running"'), 60_000, '"mediaflow running"');
   return proc;
 }
@@ -120,9 +120,9 @@ const med = (kind, key) => median(all.filter((x) => x.kind === kind).map((x) => 
 printTable(`Scale-out, ${N} images, ${ROUNDS} rounds (medians)`, ['measure', 'value', 'goal'], [
   ['two workers / one worker', median(rounds.map((r) => r.twoOverOne)), '>= 1.8'],
   ['one worker (BullMQ + PostgreSQL) / embedded', median(rounds.map((r) => r.oneOverEmbedded)), '>= 0.9'],
-  ['embedded img/s', med('E', 'imgPerSec'), ''],
-  ['one worker img/s', med('W1', 'imgPerSec'), ''],
-  ['two workers img/s', med('W2', 'imgPerSec'), ''],
+  ['embedded img/s', round(med('E', 'imgPerSec')), ''],
+  ['one worker img/s', round(med('W1', 'imgPerSec')), ''],
+  ['two workers img/s', round(med('W2', 'imgPerSec')), ''],
   ['Redis commands per job (W1)', med('W1', 'redisCommands'), ''],
   ['PostgreSQL transactions per job (W1)', med('W1', 'pgTransactions'), ''],
   ['peak RSS per worker, MB (W2)', median(all.filter((x) => x.kind === 'W2').flatMap((x) => x.peakRssMb)), ''],

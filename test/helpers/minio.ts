@@ -2,13 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as Minio from 'minio';
-import { describe, it } from 'vitest';
 import { minioClientFromEnv } from '../../src/stores/minio-client.js';
+import { describeNeeding } from './needs-server.js';
+import { freePort } from './own-servers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MINIO_BIN = path.join(ROOT, '.cache/bin/minio');
@@ -37,25 +37,9 @@ function unavailableReason(): string {
     `  or point the tests at a server:  MINIO_ENDPOINT=http://127.0.0.1:9000 MINIO_ACCESS_KEY=... MINIO_SECRET_KEY=...`;
 }
 
-/**
- * describe() for suites that need MinIO. Without one: in CI (CI=true) the
- * suite fails with the reason, never a silent skip; locally it is skipped
- * with a loud warning on stderr.
- */
+/** describe() for suites that need MinIO (see describeNeeding). */
 export function describeMinio(name: string, fn: () => void): void {
-  if (minioAvailable()) {
-    describe(name, fn);
-  } else if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has a MinIO server', () => {
-        throw new Error(unavailableReason());
-      });
-    });
-  } else {
-    const bar = '!'.repeat(78);
-    process.stderr.write(`\n${bar}\n!! SKIPPING "${name}"\n!! ${unavailableReason().replace(/\n/g, '\n!! ')}\n${bar}\n\n`);
-    describe.skip(name, fn);
-  }
+  describeNeeding('a MinIO server', minioAvailable() ? null : unavailableReason(), name, fn);
 }
 
 export async function startMinio(opts: { env?: Record<string, string> } = {}): Promise<MinioServer> {
@@ -168,16 +152,6 @@ async function kill(proc: ChildProcess | null, signal: NodeJS.Signals): Promise<
   clearTimeout(timer);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A valid, unique bucket name: lower-case, 3-63 chars, `<prefix>-<uuid>`. */
 export function uniqueBucket(prefix: string): string {

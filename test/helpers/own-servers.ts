@@ -33,7 +33,7 @@ async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
   }
 }
 
-export interface OwnRedis { url: string; restart(downMs?: number): Promise<void>; stop(): Promise<void> }
+export interface OwnRedis { url: string; down(): Promise<void>; up(): Promise<void>; stop(): Promise<void> }
 
 /** redis-server on a free port, keeping nothing on disk (as the machine's does). */
 export async function startOwnRedis(): Promise<OwnRedis> {
@@ -54,12 +54,13 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   await launch();
   return {
     url: `redis://127.0.0.1:${port}`,
-    async restart(downMs = 1000) { await kill(); await new Promise((r) => setTimeout(r, downMs)); await launch(); },
+    down: kill,
+    up: launch,
     async stop() { await kill(); rmSync(dir, { recursive: true, force: true }); },
   };
 }
 
-export interface OwnPostgres { url: string; restart(downMs?: number): Promise<void>; stop(): Promise<void> }
+export interface OwnPostgres { url: string; down(): Promise<void>; up(): Promise<void>; stop(): Promise<void> }
 
 function pgBin(name: string): string {
   const versions = readdirSync('/usr/lib/postgresql').sort();
@@ -83,8 +84,9 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    /** An immediate stop (connections cut, as a crash would), a pause, a start. */
-    async restart(downMs = 1000) { stop('immediate'); await new Promise((r) => setTimeout(r, downMs)); start(); },
+    /** An immediate stop: connections cut, as a crash would. */
+    async down() { stop('immediate'); },
+    async up() { start(); },
     async stop() { stop('immediate'); rmSync(dir, { recursive: true, force: true }); },
   };
 }

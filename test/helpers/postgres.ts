@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describe, it } from 'vitest';
+import { describeNeeding } from './needs-server.js';
 
 export const POSTGRES_URL = process.env.MEDIAFLOW_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -22,16 +22,10 @@ function unreachable(): string | null {
   return reachable;
 }
 
-/** describe() for suites that need PostgreSQL: in CI a missing server fails them; locally they are skipped loudly. */
+/** describe() for suites that need PostgreSQL (see describeNeeding). */
 export function describePostgres(name: string, fn: () => void): void {
   const why = unreachable();
-  if (why === null) describe(name, fn);
-  else if (process.env.CI === 'true') {
-    describe(name, () => it('has a PostgreSQL server', () => { throw new Error(`No PostgreSQL at ${POSTGRES_URL}: ${why}`); }));
-  } else {
-    process.stderr.write(`\n!! SKIPPING "${name}": no PostgreSQL at ${POSTGRES_URL} (${why}); set MEDIAFLOW_TEST_POSTGRES\n\n`);
-    describe.skip(name, fn);
-  }
+  describeNeeding('a PostgreSQL server', why === null ? null : `No PostgreSQL at ${POSTGRES_URL}: ${why} (set MEDIAFLOW_TEST_POSTGRES)`, name, fn);
 }
 
 /** A schema of its own: the URL to give mediaflow, and drop() to remove it. */

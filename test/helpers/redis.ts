@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { describe, it } from 'vitest';
+import { describeNeeding } from './needs-server.js';
 
 export const REDIS_URL = process.env.MEDIAFLOW_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 
@@ -21,16 +21,10 @@ function unreachable(): string | null {
   return reachable;
 }
 
-/** describe() for suites that need Redis: in CI a missing server fails them; locally they are skipped loudly. */
+/** describe() for suites that need Redis (see describeNeeding). */
 export function describeRedis(name: string, fn: () => void): void {
   const why = unreachable();
-  if (why === null) describe(name, fn);
-  else if (process.env.CI === 'true') {
-    describe(name, () => it('has a Redis server', () => { throw new Error(`No Redis at ${REDIS_URL}: ${why}`); }));
-  } else {
-    process.stderr.write(`\n!! SKIPPING "${name}": no Redis at ${REDIS_URL} (${why}); set MEDIAFLOW_TEST_REDIS\n\n`);
-    describe.skip(name, fn);
-  }
+  describeNeeding('a Redis server', why === null ? null : `No Redis at ${REDIS_URL}: ${why} (set MEDIAFLOW_TEST_REDIS)`, name, fn);
 }
 
 /** A key prefix of its own: the URL to give mediaflow, and drop() to delete every key under it. */

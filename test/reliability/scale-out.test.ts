@@ -210,9 +210,23 @@ describePostgres('scale-out (real PostgreSQL)', () => {
       const sources = start('sources', 's1');
       await Promise.all([...workers, sources].map((p) => p.ready()));
       await waitFor('30 done', async () => (await ledger.counts()).done >= 30, 60_000, 20);
-      await pg.restart(1500);
+      const ready = async (p: RunningService) => {
+        const res = await fetch(`${p.url}/readyz`);
+        return { status: res.status, ...(await res.json() as { ledger: boolean; queue: boolean }) };
+      };
+      await pg.down();
+      // Not ready while the ledger cannot be reached; the worker itself stays up and waits.
+      await waitFor('a worker says it is not ready', async () => (await ready(workers[0]!)).status === 503);
+      expect(await ready(workers[0]!)).toMatchObject({ status: 503, ledger: false, queue: true });
+      await new Promise((r) => setTimeout(r, 1000));
+      await pg.up();
+      await waitFor('ready again', async () => (await ready(workers[0]!)).status === 200, 30_000);
       await waitFor('80 done', async () => (await ledger.counts()).done >= 80, 90_000, 50);
-      await redis.restart(1500);
+      await redis.down();
+      await waitFor('the sources process says it is not ready', async () => (await ready(sources)).status === 503);
+      expect(await ready(sources)).toMatchObject({ status: 503, queue: false });
+      await new Promise((r) => setTimeout(r, 1000));
+      await redis.up();
       await waitFor('150 done', async () => (await ledger.counts()).done === 150, 150_000, 100);
       await checkRenderedOnce(ledger, 150);
       await checkOutputs(inputs);
