@@ -211,19 +211,21 @@ describePostgres('scale-out (real PostgreSQL)', () => {
       await Promise.all([...workers, sources].map((p) => p.ready()));
       await waitFor('30 done', async () => (await ledger.counts()).done >= 30, 60_000, 20);
       const ready = async (p: RunningService) => {
-        const res = await fetch(`${p.url}/readyz`);
+        // A process that died is a failure of its own, not a probe to retry: say so with its log.
+        if (!p.alive) throw new Error(`process exited:\n${p.logTail(40)}`);
+        const res = await fetch(`${p.url}/readyz`, { signal: AbortSignal.timeout(15_000) });
         return { status: res.status, ...(await res.json() as { ledger: boolean; queue: boolean }) };
       };
       await pg.down();
       // Not ready while the ledger cannot be reached; the worker itself stays up and waits.
-      await waitFor('a worker says it is not ready', async () => (await ready(workers[0]!)).status === 503);
+      await waitFor('a worker says it is not ready', async () => (await ready(workers[0]!)).status === 503, 60_000, 200);
       expect(await ready(workers[0]!)).toMatchObject({ status: 503, ledger: false, queue: true });
       await new Promise((r) => setTimeout(r, 1000));
       await pg.up();
-      await waitFor('ready again', async () => (await ready(workers[0]!)).status === 200, 30_000);
+      await waitFor('ready again', async () => (await ready(workers[0]!)).status === 200, 60_000, 200);
       await waitFor('80 done', async () => (await ledger.counts()).done >= 80, 90_000, 50);
       await redis.down();
-      await waitFor('the sources process says it is not ready', async () => (await ready(sources)).status === 503);
+      await waitFor('the sources process says it is not ready', async () => (await ready(sources)).status === 503, 60_000, 200);
       expect(await ready(sources)).toMatchObject({ status: 503, queue: false });
       await new Promise((r) => setTimeout(r, 1000));
       await redis.up();
