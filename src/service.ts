@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
 import { versionOf, type MediaEvent } from './events/media-event.js';
-import type { Job, Ledger } from './ledger/ledger.js';
+import type { CompletionRule, Job, Ledger, NewJob } from './ledger/ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import { silentLogger, type Logger } from './log.js';
 import { climbsOut } from './paths.js';
@@ -78,6 +78,12 @@ export class Service extends EventEmitter {
   private readonly pipelines = new Map<string, LoadedPipeline>();
   private readonly logger: Logger;
   private readonly runner: JobRunner;
+  /**
+   * When an input is complete and what that sends (completion/completion.ts
+   * sets it): decided by the ledger in the transaction that ends a job.
+   * Unset, jobs end without completions.
+   */
+  completionRule: CompletionRule | undefined;
   private poller: NodeJS.Timeout | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -107,6 +113,7 @@ export class Service extends EventEmitter {
       emit: (event, ...args) => this.emit(event, ...args),
       stopping: () => this.stopping,
       onInterrupted: () => this.sweepSoon(),
+      completionRule: () => this.completionRule,
     });
     // A shared queue that was away may have lost its entries (a Redis keeping nothing on disk): the next poll reads the whole ledger.
     this.queue.onReconnect?.(() => { this.resumedAt = 0; });
@@ -208,15 +215,23 @@ export class Service extends EventEmitter {
   async handle(event: MediaEvent): Promise<Job[]> {
     this.emit('event', event);
     const jobs: Job[] = [];
+    const toQueue: Job[] = [];
+    const { store, key, size, contentType } = event.data;
     for (const { pipeline, relKey } of this.router.route(event)) {
       if (event.type === 'removed') {
         // Runs on after handle() returns, possibly past stop() closing the ledger: never an unhandled rejection.
-        this.removed(pipeline, event.data.key, event.data.folder === true).catch((err) => {
-          if (!this.stopping) this.logger.error({ err, pipeline: pipeline.name, key: event.data.key }, 'removing outputs failed');
+        this.removed(pipeline, key, event.data.folder === true).catch((err) => {
+          if (!this.stopping) this.logger.error({ err, pipeline: pipeline.name, key }, 'removing outputs failed');
         });
+        continue;
       }
-      else jobs.push(await this.intake(pipeline, event.data.store, event.data.key, relKey, versionOf(event.data), event.data.changedAtMs));
+      const { job, queue } = await this.record(pipeline, { store, key, relKey, version: versionOf(event.data), changedAt: event.data.changedAtMs, size, contentType });
+      jobs.push(job);
+      if (queue) toQueue.push(job);
     }
+    // Every pipeline's job is in the ledger before any is queued: the input's completion, decided when
+    // its last job ends, never sees it complete before all of its jobs exist.
+    for (const job of toQueue) await this.enqueue(job);
     if (jobs.length) this.emit('routed', event, jobs);
     return jobs;
   }
@@ -229,28 +244,35 @@ export class Service extends EventEmitter {
     const p = this.pipeline(pipelineName);
     const entry = await store.stat(key);
     if (!entry) throw new MediaflowError('E_INPUT', `${store.name}: ${key}: no such file or object`);
-    return this.intake(p, store.name, key, relKey, versionOf({ ...entry, store: store.name }), entry.mtimeMs);
+    return this.intake(p, store.name, key, relKey, versionOf({ ...entry, store: store.name }), entry.mtimeMs, { size: entry.size, contentType: entry.contentType });
+  }
+
+  /** Records one key version for one pipeline and queues it unless it is already finished. */
+  async intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number,
+    about: { size?: number; contentType?: string } = {}): Promise<Job> {
+    const { job, queue } = await this.record(p, { store, key, relKey, version, changedAt, ...about });
+    if (queue) await this.enqueue(job);
+    return job;
   }
 
   /**
-   * Records the job (or finds it) and queues it unless it is already
-   * finished. The same key version seen twice (two sources, a notification
-   * and a listing) is one ledger row, and so one queue entry.
+   * Records the job (or finds it); `queue` says whether it is still to do.
+   * The same key version seen twice (two sources, a notification and a
+   * listing) is one ledger row, and so one queue entry.
    */
-  async intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number): Promise<Job> {
-    const { job, created } = await this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, store, key, relKey, version, changedAt });
+  private async record(p: LoadedPipeline, input: Omit<NewJob, 'pipeline' | 'fingerprint'>): Promise<{ job: Job; queue: boolean }> {
+    const { job, created } = await this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, ...input });
     if (job.state === 'done' || job.state === 'dead' || job.state === 'removed' || job.state === 'skipped') {
-      this.logger.debug({ job: job.id, pipeline: p.name, key, state: job.state }, 'already seen');
-      return job;
+      this.logger.debug({ job: job.id, pipeline: p.name, key: input.key, state: job.state }, 'already seen');
+      return { job, queue: false };
     }
     if (job.state === 'superseded') await this.ledger.markState(job.id, 'queued');
     // A shared queue cannot replace a waiting entry: the older versions' jobs are superseded in the ledger, and skipped when their turn comes.
     if (this.queue.kind !== 'memory' && (created || job.state === 'superseded')) {
       const n = await this.ledger.supersedeOthers(job);
-      if (n) this.logger.info({ job: job.id, superseded: n, pipeline: p.name, key }, 'older versions superseded by a newer one');
+      if (n) this.logger.info({ job: job.id, superseded: n, pipeline: p.name, key: input.key }, 'older versions superseded by a newer one');
     }
-    await this.enqueue(job);
-    return job;
+    return { job, queue: true };
   }
 
   private async enqueue(job: Job): Promise<void> {

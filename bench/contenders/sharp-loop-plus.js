@@ -26,6 +26,8 @@ const parallel = Number(parallelArg);
 const on = new Set(piecesArg.split(',').filter(Boolean));
 sharp.cache(false);
 const ledger = on.has('ledger') ? new SqliteLedger(dataDir) : null;
+// As mediaflow run has: each end decides its input's completion (one pipeline, no manifest or notify: no outbox row).
+const completionRule = { pipelines: new Map([['bench', 'f']]), draft: ([j]) => ({ eventId: String(j.id), body: '', manifests: [], targets: [], owner: 'bench' }) };
 const inputs = new FolderStore(inDir);
 const outputs = new FolderStore(outDir);
 const logger = on.has('log') ? createLogger({ level: 'info', pretty: false }) : null;
@@ -64,7 +66,7 @@ async function worker() {
     else await writeFile(path.join(outDir, name), data);
     const outSha = on.has('hash') ? createHash('sha256').update(data).digest('hex') : undefined;
     if (ledger && job) {
-      await ledger.markDone(job.id, [{ stepId: 'thumb', key: name, store: 'out', size: data.length, sha256: outSha, contentType: 'image/jpeg', width: 720, height: 588 }], false, sha);
+      await ledger.finish(job.id, { state: 'done', outputs: [{ stepId: 'thumb', key: name, store: 'out', size: data.length, sha256: outSha, contentType: 'image/jpeg', width: 720, height: 588 }], deduplicated: false, sha256: sha }, completionRule);
       await ledger.get(job.id);
     }
     logger?.child({ pipeline: 'bench', key: name, job: job?.id, attempt: 1 })

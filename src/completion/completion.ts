@@ -1,8 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MediaflowError } from '../errors.js';
-import { makeEvent, type MediaEvent } from '../events/media-event.js';
-import type { Job, JobState, OutboxEntry } from '../ledger/ledger.js';
+import type { CompletionRule, EventDraft, Job, OutboxEntry } from '../ledger/ledger.js';
 import { silentLogger, type Logger } from '../log.js';
 import { renderKey } from '../pipeline/key-template.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
@@ -45,7 +44,9 @@ interface Member { job: Job; pipeline: LoadedPipeline }
 interface ManifestTarget { store: string; key: string; pipeline: string; sourceKey: string }
 /** A notify URL to POST to, with its retry settings, as the outbox keeps it. */
 interface NotifyTarget { url: string; attempts: number; backoffMs: number }
-interface Group { key: string; storeKey: string; event: MediaEvent; members: Map<number, Member> }
+/** What the ledger records when an input completes: the event, and what of it to write and send. */
+interface Draft extends EventDraft { event: CompletionEvent; manifests: ManifestTarget[]; targets: NotifyTarget[] }
+type Entry = Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'manifests' | 'targets'>;
 
 export interface CompletionOptions {
   /** HMAC key for notify signatures (MEDIAFLOW_NOTIFY_SECRET); required when a pipeline has `notify`. */
@@ -72,44 +73,32 @@ function senderIsGone(owner: string | null, createdAt: number): boolean {
 /** Completion events of an earlier run written and sent at once at start (the rest wait their turn). */
 export const RESEND_AT_ONCE = 8;
 
-/** One input version's outcome: its jobs and the state and attempt each ended with (a dlq retry makes a new one). */
-function outcomeKey(members: Member[]): string {
-  const { store, key, version } = members[0]!.job;
-  const jobs = members.map((m) => `${m.job.id}:${m.job.state}:${m.job.attempts}`).sort().join(',');
-  return createHash('sha256').update(`${store}\0${key}\0${version}\0${jobs}`).digest('hex');
-}
-
-const isFinal = (s: JobState) => s === 'done' || s === 'dead';
-/** States in which a job will still run (superseded ones come back as queued when their version is seen again). */
-const isPending = (s: JobState) => s === 'queued' || s === 'running' || s === 'failed' || s === 'superseded';
-
 /**
- * Aggregates jobs per input (store, key, version) from the service's 'routed'
- * and 'job' events. When every matching pipeline's job is done or dead, one
- * completion event goes out: manifests into the outputs of the pipelines that
- * ask for one, then a signed POST to each distinct notify.url.
+ * Completion events: when every job of an input version (one per matching
+ * pipeline) has ended, done or dead, one event goes out: manifests into the
+ * outputs of the pipelines that ask for one, then a signed POST to each
+ * distinct notify.url.
  * Emits 'completed' (CompletionEvent), 'notify-failed' (url, attempt, error,
  * final) and 'delivered' (url, attempt).
- * Groups live in memory. A job that ends outside any group (resumed from the
- * ledger after a restart, or put back by `dlq retry`) has its input's group
- * rebuilt from the ledger, so that input still completes once its last job
- * ends. A duplicate event for a finished input sends none. An event with a
- * manifest or a notify URL goes into the ledger's outbox in the same tick as
- * the last job's outcome (a transaction of its own, with no I/O waited for
- * in between), before anything of it is written or sent, and
- * leaves it once written and delivered (or its attempts are used up): what a
- * stop or a crash cut short is written and sent at the next start, under the
- * same event id (at least once; receivers tell repeats by the id).
+ *
+ * Whether an input is complete is not decided here but by the ledger, in
+ * the transaction that ends a job (Ledger.finish with this rule): that
+ * transaction locks the input's jobs, and when none is left unfinished it
+ * drafts the event here and, if the event has manifests or notify targets,
+ * writes its outbox row before the commit. A crash cannot split the job's
+ * end from its event, and of any number of workers ending an input's jobs
+ * at once exactly one completes it, whatever the order. The process whose
+ * transaction completed the input then writes and sends the event from its
+ * outbox row, which leaves once written and delivered (or its attempts are
+ * used up); what a stop or a crash cut short is written and sent at the
+ * next start, under the same event id (at least once; receivers tell
+ * repeats by the id). A dead letter retried later completes its input
+ * again, as a new event.
  */
 export class Completion extends EventEmitter {
-  private readonly groups = new Map<string, Group>();
-  /** Open groups by input (store, key) over all its versions: a new version refreshes them without a scan of every group. */
-  private readonly groupsOfInput = new Map<string, Set<string>>();
-  private readonly groupOfJob = new Map<number, string>();
   private readonly pending = new Set<Promise<void>>();
   private readonly closing = new AbortController();
   private readonly logger: Logger;
-  private readonly onRouted = (event: MediaEvent, jobs: Job[]) => this.routed(event, jobs);
   private readonly onJob = (o: JobOutcome) => this.jobEnded(o);
   /** Whose outbox entries this instance writes and sends. */
   private readonly sender = `${thisProcess}#${++senders}`;
@@ -122,115 +111,37 @@ export class Completion extends EventEmitter {
     if (needSecret.length && !o.secret) {
       throw new MediaflowError('E_CONFIG', `MEDIAFLOW_NOTIFY_SECRET is not set, but ${needSecret.map((p) => `"${p.name}" (${p.file})`).join(', ')} ha${needSecret.length > 1 ? 've' : 's'} notify.url: completion events must be signed`);
     }
-    service.on('routed', this.onRouted);
+    // Stays set after close(): a job that ends later still records its input's event, sent at the next start.
+    service.completionRule = {
+      pipelines: new Map(service.pipelineList.map((p) => [p.name, p.fingerprint])),
+      draft: (jobs) => this.draft(jobs),
+    } satisfies CompletionRule<Draft>;
     service.on('job', this.onJob);
     this.track(this.resend().catch((err) => this.logger.error({ err }, 'completion events of the last run not read')));
   }
 
-  /** Inputs still waiting for some pipeline. */
-  get open(): number {
-    return this.groups.size;
-  }
-
-  private routed(event: MediaEvent, jobs: Job[]): void {
-    const first = jobs[0];
-    if (!first) return;
-    const storeKey = `${first.store}\0${first.key}`;
-    // A newer version queued over an older one supersedes the older's jobs: they leave its group.
-    for (const k of [...(this.groupsOfInput.get(storeKey) ?? [])]) {
-      const g = this.groups.get(k);
-      if (g) this.track(this.refresh(g).catch((err) => this.logger.error({ err, key: first.key }, 'completion: group not refreshed')));
-    }
-    const key = `${storeKey}\0${first.version}`;
-    let group = this.groups.get(key);
-    // An input whose jobs are all finished already (a duplicate event) is no new completion.
-    if (!group && !jobs.some((j) => isPending(j.state))) return;
-    if (!group) {
-      group = { key, storeKey, event, members: new Map() };
-      this.remember(group);
-    }
-    for (const job of jobs) {
-      if (!isPending(job.state) && !isFinal(job.state)) continue;
-      if (group.members.has(job.id)) continue;
-      group.members.set(job.id, { job, pipeline: this.service.pipeline(job.pipeline) });
-      this.groupOfJob.set(job.id, key);
-    }
-    this.check(group);
-  }
-
-  private async refresh(g: Group): Promise<void> {
-    for (const [id, m] of [...g.members]) {
-      if (isFinal(m.job.state)) continue;
-      const now = await this.service.ledger.get(id);
-      if (!now || now.state === 'superseded' || now.state === 'removed' || now.state === 'skipped') {
-        g.members.delete(id);
-        this.groupOfJob.delete(id);
-      }
-    }
-    this.check(g);
-  }
-
   private jobEnded(o: JobOutcome): void {
+    if (!o.completed) return;
+    const { draft, outboxId } = o.completed as unknown as { draft: Draft; outboxId: number | null }; // drafted by this rule
     // A listener's error would reach the job's own error handling and mark a finished job failed.
-    this.track(this.jobEndedIn(o).catch((err) => this.logger.error({ err, job: o.job.id }, 'completion: job outcome not taken')));
+    this.track(this.send(draft, outboxId).catch((err) => this.logger.error({ err, key: draft.event.subject }, 'completion event failed')));
   }
 
-  private async jobEndedIn(o: JobOutcome): Promise<void> {
-    const key = this.groupOfJob.get(o.job.id);
-    const group = key ? this.groups.get(key) : await this.rebuild(o.job);
-    const member = group?.members.get(o.job.id);
-    if (!group || !member) return;
-    if (o.outcome === 'skipped') {
-      // An output of mediaflow came back: it completes nothing (and an input all of whose jobs skip sends no event).
-      group.members.delete(o.job.id);
-      this.groupOfJob.delete(o.job.id);
-    } else member.job = o.job; // 'failed' keeps it open: a retry follows
-    this.check(group);
-  }
-
-  /**
-   * The group of a job no event routed here (resumed after a restart, or a
-   * dead letter retried): its input's jobs in the pipelines loaded now, read
-   * from the ledger. Size and content type were in the event, so they are unknown.
-   */
-  private async rebuild(job: Job): Promise<Group | undefined> {
-    const storeKey = `${job.store}\0${job.key}`;
-    const key = `${storeKey}\0${job.version}`;
-    // Another job of the same input may have an open group (routed here before): this one joins it.
-    const group: Group = this.groups.get(key) ?? { key, storeKey, event: makeEvent('mediaflow', 'created', { store: job.store, key: job.key }), members: new Map() };
-    for (const pipeline of this.service.pipelineList) {
-      for (const j of await this.service.ledger.jobsOfVersion(pipeline.name, job.store, job.key, job.version)) {
-        // A superseded job runs only if its version is seen again: it does not hold the group open.
-        if (j.fingerprint !== pipeline.fingerprint || j.state === 'superseded' || (!isPending(j.state) && !isFinal(j.state))) continue;
-        if (!group.members.has(j.id)) group.members.set(j.id, { job: j, pipeline });
+  /** The event of an input whose jobs have all ended: called by the ledger inside its transaction, so synchronous and without I/O. */
+  private draft(jobs: Job[]): Draft {
+    const members = jobs.map((job) => ({ job, pipeline: this.service.pipeline(job.pipeline) }));
+    const event = this.build(members);
+    const targets: NotifyTarget[] = [];
+    for (const { pipeline: { notify } } of members) {
+      if (notify && !targets.some((t) => t.url === notify.url)) targets.push({ url: notify.url, attempts: notify.attempts, backoffMs: notify.backoffMs });
+    }
+    const manifests: ManifestTarget[] = [];
+    for (const p of event.data.pipelines) {
+      if (p.manifest && !manifests.some((m) => m.store === p.manifest!.store && m.key === p.manifest!.key)) {
+        manifests.push({ ...p.manifest, pipeline: p.pipeline, sourceKey: event.subject });
       }
     }
-    if (!group.members.has(job.id)) return undefined;
-    this.remember(group);
-    for (const id of group.members.keys()) this.groupOfJob.set(id, key);
-    return group;
-  }
-
-  /** An open group, found by its key and by its input (forget() undoes it). */
-  private remember(g: Group): void {
-    this.groups.set(g.key, g);
-    this.groupsOfInput.set(g.storeKey, (this.groupsOfInput.get(g.storeKey) ?? new Set<string>()).add(g.key));
-  }
-
-  private forget(g: Group): void {
-    this.groups.delete(g.key);
-    const versions = this.groupsOfInput.get(g.storeKey);
-    versions?.delete(g.key);
-    if (versions?.size === 0) this.groupsOfInput.delete(g.storeKey);
-  }
-
-  private check(g: Group): void {
-    if (g.members.size === 0) { this.forget(g); return; }
-    for (const m of g.members.values()) if (!isFinal(m.job.state)) return;
-    this.forget(g);
-    for (const id of g.members.keys()) this.groupOfJob.delete(id);
-    this.track(this.finish([...g.members.values()], g.event)
-      .catch((err) => this.logger.error({ err, key: g.event.data.key }, 'completion event failed')));
+    return { eventId: event.id, body: `${JSON.stringify(event, null, 2)}\n`, manifests, targets, owner: this.sender, event };
   }
 
   private manifestKey(m: Member): string | null {
@@ -240,7 +151,7 @@ export class Completion extends EventEmitter {
     });
   }
 
-  private build(members: Member[], event: MediaEvent): CompletionEvent {
+  private build(members: Member[]): CompletionEvent {
     const first = members[0]!.job;
     const pipelines = members.map(({ job, pipeline }): PipelineResult => {
       let manifest: PipelineResult['manifest'] = null;
@@ -265,7 +176,7 @@ export class Completion extends EventEmitter {
         input: {
           store: first.store, key: first.key, version: first.version,
           sha256: members.map((m) => m.job.sha256).find((s) => s) ?? null,
-          size: event.data.size ?? null, contentType: event.data.contentType ?? null,
+          size: first.size, contentType: first.contentType,
         },
         state: done === pipelines.length ? 'done' : done === 0 ? 'dead' : 'partial',
         pipelines,
@@ -273,33 +184,20 @@ export class Completion extends EventEmitter {
     };
   }
 
-  private async finish(members: Member[], event: MediaEvent): Promise<void> {
-    // Workers sharing a queue each see the input's jobs in the ledger: the first to claim this outcome sends it.
-    if (this.service.queue.kind !== 'memory' && !(await this.service.ledger.claimCompletion(outcomeKey(members)))) return;
-    const completion = this.build(members, event);
-    const targets: NotifyTarget[] = [];
-    for (const { pipeline: { notify } } of members) {
-      if (notify && !targets.some((t) => t.url === notify.url)) targets.push({ url: notify.url, attempts: notify.attempts, backoffMs: notify.backoffMs });
-    }
-    const manifests: ManifestTarget[] = [];
-    for (const p of completion.data.pipelines) {
-      if (p.manifest && !manifests.some((m) => m.store === p.manifest!.store && m.key === p.manifest!.key)) {
-        manifests.push({ ...p.manifest, pipeline: p.pipeline, sourceKey: completion.subject });
-      }
-    }
+  /** Writes and sends the event of an input this process's transaction completed (outboxId: its row, when it has anything to write or send). */
+  private async send(d: Draft, outboxId: number | null): Promise<void> {
+    const completion = d.event;
+    const members = completion.data.pipelines.length;
     const log = this.logger.child({ key: completion.subject, event: completion.id });
-    if (manifests.length === 0 && targets.length === 0) {
+    if (outboxId === null) {
       // For one pipeline without manifest or notify, its "job done" line already says it all.
-      log[members.length > 1 ? 'info' : 'debug']({ state: completion.data.state, pipelines: members.length }, 'input complete');
+      log[members > 1 ? 'info' : 'debug']({ state: completion.data.state, pipelines: members }, 'input complete');
       this.emit('completed', completion);
       return;
     }
-    const body = `${JSON.stringify(completion, null, 2)}\n`;
-    // Recorded before any of it is written or sent (right after the last job's outcome):
-    // a stop or a crash from here on leaves it to the next start, not lost.
-    const entry = { id: await this.service.ledger.addToOutbox(completion.id, body, manifests, targets, this.sender), eventId: completion.id, body, manifests, targets };
+    const entry: Entry = { id: outboxId, eventId: d.eventId, body: d.body, manifests: [...d.manifests], targets: [...d.targets] };
     await this.writeManifests(entry, log);
-    log.info({ state: completion.data.state, pipelines: members.length }, 'input complete');
+    log.info({ state: completion.data.state, pipelines: members }, 'input complete');
     this.emit('completed', completion);
     await this.deliverAll(entry, log);
   }
@@ -341,7 +239,7 @@ export class Completion extends EventEmitter {
       .catch((err: unknown) => this.logger.warn({ err, outbox: e.id }, 'outbox entry not updated: written or sent again at the next start'));
   }
 
-  private async writeManifests(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
+  private async writeManifests(e: Omit<Entry, 'eventId'>, log: Logger): Promise<void> {
     if (e.manifests.length === 0) return;
     const failed: ManifestTarget[] = [];
     for (const m of e.manifests) {
@@ -360,7 +258,7 @@ export class Completion extends EventEmitter {
     await this.save(e, e.manifests, e.targets);
   }
 
-  private async deliverAll(e: Pick<OutboxEntry<ManifestTarget, NotifyTarget>, 'id' | 'eventId' | 'body' | 'manifests' | 'targets'>, log: Logger): Promise<void> {
+  private async deliverAll(e: Entry, log: Logger): Promise<void> {
     if (e.targets.length === 0) { await this.save(e, e.manifests, []); return; } // e.g. no secret to sign them with any more
     let left = [...e.targets];
     await Promise.all(e.targets.map(async (n) => {
@@ -389,7 +287,6 @@ export class Completion extends EventEmitter {
 
   /** Stops listening; waits for manifests and deliveries under way, leaving retries not yet due in the outbox for the next start. */
   async close(): Promise<void> {
-    this.service.off('routed', this.onRouted);
     this.service.off('job', this.onJob);
     this.closing.abort();
     await Promise.allSettled([...this.pending]);

@@ -45,6 +45,9 @@ export interface Job {
   nextAttemptAt: number | null;
   /** When the source changed (mtime / event time), for lag metrics. */
   changedAt: number | null;
+  /** The input's size and content type as its source reported them (null when it did not). */
+  size: number | null;
+  contentType: string | null;
 }
 
 export interface NewJob {
@@ -55,6 +58,8 @@ export interface NewJob {
   relKey: string;
   version: string;
   changedAt?: number;
+  size?: number;
+  contentType?: string;
 }
 
 export interface StateCounts {
@@ -92,6 +97,40 @@ export interface ClaimRequest {
   rendered?: boolean;
   /** Take the claim from this owner, known to be gone, without waiting for its lease. */
   takeOverFrom?: string;
+}
+
+/** How an attempt ended for good (markFailed is the other end: a retry follows). */
+export type JobEnd =
+  | { state: 'done'; outputs: OutputRecord[]; deduplicated: boolean; sha256?: string }
+  | { state: 'dead'; error: string; sha256?: string }
+  /** The input is one of mediaflow's own outputs (`reason` says whose): nothing is made from it. */
+  | { state: 'skipped'; reason: string; sha256: string };
+
+/** A completion event as it is recorded: what the outbox keeps, and whose it is to send. */
+export interface EventDraft {
+  eventId: string;
+  body: string;
+  manifests: unknown[];
+  targets: unknown[];
+  owner: string;
+}
+
+/**
+ * When an input is complete and what that sends, decided inside the
+ * transaction that ends one of its jobs (see Ledger.finish).
+ */
+export interface CompletionRule<D extends EventDraft = EventDraft> {
+  /** The pipelines an input's jobs count for: name -> fingerprint (rows of another fingerprint are history). */
+  readonly pipelines: ReadonlyMap<string, string>;
+  /** The event of an input version all of whose jobs have ended (done or dead). Synchronous and without I/O: it runs inside the transaction. */
+  draft(jobs: Job[]): D;
+}
+
+/** A job ended: as it is now, and its input's completion if this end completed it. */
+export interface Ended<D extends EventDraft = EventDraft> {
+  job: Job;
+  /** outboxId: the event's outbox row, written in the same transaction (null when it has nothing to write or send). */
+  completed: { draft: D; jobs: Job[]; outboxId: number | null } | null;
 }
 
 /**
@@ -137,12 +176,22 @@ export interface Ledger {
   startAttempt(id: number, o?: { alone?: boolean; staleAfterMs?: number }): Promise<Job | null | 'key-busy'>;
   /** A newer version of this job's key was seen: every other waiting job of the key becomes superseded. Returns how many. */
   supersedeOthers(job: Job): Promise<number>;
-  /** Each state change leaves 'running' and so lets go of the job's render claim in the same transaction. */
-  markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null>;
+  /**
+   * Ends a job (done, dead or skipped) and, with a rule, decides its input's
+   * completion in the same transaction: the jobs of its input version (same
+   * store, key and version, in the rule's pipelines, not superseded, removed
+   * or skipped) are locked; when this end leaves none of them unfinished,
+   * the rule's event is drafted and, if it has manifests or targets, goes
+   * into the outbox before the commit. So a crash can neither lose an event
+   * (state and outbox row commit together) nor invent one, and of several
+   * workers ending an input's last jobs at once exactly one completes it.
+   * A job that had ended already (a worker thought gone finishing late)
+   * completes nothing. Leaving 'running' lets go of the render claim in the
+   * same transaction. null: no such job.
+   */
+  finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null>;
+  /** A retry follows: leaves 'running' (and the render claim) until `nextAttemptAt`. */
   markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null>;
-  markDead(id: number, error: string, sha256?: string): Promise<Job | null>;
-  /** The input is one of mediaflow's own outputs (`reason` says whose): nothing is made from it. */
-  markSkipped(id: number, reason: string, sha256: string): Promise<Job | null>;
   markState(id: number, state: JobState): Promise<Job | null>;
 
   /** A job already done for the same content and fingerprint, whose outputs can be copied. */
@@ -165,14 +214,6 @@ export interface Ledger {
   /** A job that wrote an output with these bytes, if any. */
   outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null>;
 
-  /**
-   * True for the first caller only, for one outcome of one input (`key`
-   * names the input version and its jobs' final states): when several
-   * workers see the same input complete, one sends its event.
-   */
-  claimCompletion(key: string): Promise<boolean>;
-  /** Records a completion event before anything of it is written or sent, as `owner`'s to send; returns its id. */
-  addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[], owner?: string): Promise<number>;
   /** Takes an entry over from `from` (its owner is gone): false when another process took it first. */
   takeOutbox(id: number, from: string | null, to: string): Promise<boolean>;
   /** What is left of an outbox entry; nothing left removes it. */
@@ -195,3 +236,31 @@ export interface Ledger {
   /** How many times each (content, fingerprint) was actually rendered: for tests and audits. */
   renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]>;
 }
+
+const ENDED: readonly JobState[] = ['done', 'dead', 'skipped', 'removed'];
+/** States that leave an input version's group: the job will not run (or was not one of the input's to run). */
+const OUT_OF_GROUP: readonly JobState[] = ['superseded', 'removed', 'skipped'];
+
+/**
+ * The decision of Ledger.finish, the same for every ledger: given the input
+ * version's jobs as they are after this end (locked), and the state the
+ * ending job had before, whether this end completes the input.
+ */
+export function completionOf<D extends EventDraft>(rule: CompletionRule<D>, jobs: Job[], stateBefore: JobState): { draft: D; jobs: Job[] } | null {
+  if (ENDED.includes(stateBefore)) return null;
+  const members = jobs.filter((j) => rule.pipelines.get(j.pipeline) === j.fingerprint && !OUT_OF_GROUP.includes(j.state));
+  if (members.length === 0 || members.some((j) => j.state !== 'done' && j.state !== 'dead')) return null;
+  return { draft: rule.draft(members), jobs: members };
+}
+
+/** The columns an end sets, as both ledgers store them (outputs as JSON text). */
+export function endColumns(end: JobEnd): Record<string, unknown> & { state: JobState } {
+  switch (end.state) {
+    case 'done': return { state: 'done', outputs: JSON.stringify(end.outputs), deduplicated: end.deduplicated, error: null, ...(end.sha256 && { sha256: end.sha256 }) };
+    case 'dead': return { state: 'dead', error: end.error, next_attempt_at: null, ...(end.sha256 && { sha256: end.sha256 }) };
+    case 'skipped': return { state: 'skipped', error: end.reason, next_attempt_at: null, sha256: end.sha256 };
+  }
+}
+
+/** True when a draft has anything to write or send, and so needs an outbox row. */
+export const needsOutbox = (d: EventDraft): boolean => d.manifests.length > 0 || d.targets.length > 0;

@@ -1,7 +1,11 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { MediaflowError } from '../errors.js';
-import type { ClaimRequest, Job, JobState, Ledger, NewJob, OutboxEntry, OutputRecord, RenderClaim, StateCounts } from './ledger.js';
+import {
+  completionOf, endColumns, needsOutbox,
+  type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
+  type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
+} from './ledger.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 
 export interface PostgresLedgerOptions {
@@ -17,7 +21,7 @@ interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
   version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
   outputs: OutputRecord[]; deduplicated: boolean; created_at: number; updated_at: number;
-  next_attempt_at: number | null; changed_at: number | null;
+  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null;
 }
 
 function toJob(r: Row): Job {
@@ -26,6 +30,7 @@ function toJob(r: Row): Job {
     version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
     outputs: r.outputs, deduplicated: r.deduplicated,
     createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
+    size: r.size, contentType: r.content_type,
   };
 }
 
@@ -38,6 +43,9 @@ function isOutage(err: unknown): boolean {
     || /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '');
 }
 
+/** A deadlock or serialization failure: the transaction was rolled back and may simply run again. */
+const isConflict = (err: unknown): boolean => ['40P01', '40001'].includes((err as { code?: string } | null)?.code ?? '');
+
 /** The URL as it may be shown: the password replaced by `***`. */
 export function maskUrl(url: string): string {
   try {
@@ -48,6 +56,8 @@ export function maskUrl(url: string): string {
     return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
   }
 }
+
+type Released = { sha256: string; fingerprint: string };
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -154,6 +164,7 @@ export class PostgresLedger implements Ledger {
         this.down = false;
         return result;
       } catch (err) {
+        if (!this.closed && isConflict(err)) continue; // at once: the other transaction has gone ahead
         if (this.closed || !isOutage(err) || Date.now() + delay > deadline) throw err;
         if (!this.down) {
           this.down = true;
@@ -217,14 +228,15 @@ export class PostgresLedger implements Ledger {
     // A known key version is read back in the same statement: one round trip either way.
     const row = await this.one(
       `WITH ins AS (
-         INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8)
+         INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at, size, content_type)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8, $9, $10)
          ON CONFLICT (pipeline, fingerprint, store, key, version) DO NOTHING RETURNING *, true AS created)
        SELECT * FROM ins
        UNION ALL
        SELECT *, false AS created FROM jobs WHERE pipeline = $1 AND fingerprint = $2 AND store = $3 AND key = $4 AND version = $6
          AND NOT EXISTS (SELECT 1 FROM ins)`,
-      [j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, j.changedAt === undefined ? null : Math.round(j.changedAt)],
+      [j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, j.changedAt === undefined ? null : Math.round(j.changedAt),
+        j.size ?? null, j.contentType ?? null],
     ) as (Row & { created: boolean }) | undefined;
     if (!row) {
       // Inserted by another process between this statement's conflict check and its read: read it now.
@@ -245,6 +257,14 @@ export class PostgresLedger implements Ledger {
    * of its render claim and (when done) its outputs' checksums.
    */
   private async set(id: number, fields: Record<string, unknown> & { state?: JobState }): Promise<Job | null> {
+    const released: Released[] = [];
+    const row = await this.retrying(() => this.setWith(this.pool, id, fields, released));
+    this.announce(released);
+    return row ? toJob(row) : null;
+  }
+
+  /** The statement of set(), on the pool or inside a transaction; a claim let go is added to `released`, to announce after the commit. */
+  private async setWith(db: pg.Pool | pg.PoolClient, id: number, fields: Record<string, unknown> & { state?: JobState }, released: Released[]): Promise<Row | undefined> {
     const cols = Object.keys(fields);
     const values = Object.values(fields);
     const leaving = fields.state !== undefined && fields.state !== 'running';
@@ -255,9 +275,13 @@ export class PostgresLedger implements Ledger {
         SELECT x->>'sha256', u.id FROM u, jsonb_array_elements(u.outputs) x WHERE u.state = 'done' AND x->>'sha256' IS NOT NULL
         ON CONFLICT DO NOTHING)
       SELECT u.*, (SELECT json_build_object('sha256', d.sha256, 'fingerprint', d.fingerprint) FROM d LIMIT 1) AS released FROM u`;
-    const row = await this.one(text, [id, Date.now(), ...values]) as (Row & { released: { sha256: string; fingerprint: string } | null }) | undefined;
-    if (row?.released) this.released.emit('released', row.released.sha256, row.released.fingerprint);
-    return row ? toJob(row) : null;
+    const row = (await db.query<Row & { released: Released | null }>(text, [id, Date.now(), ...values])).rows[0];
+    if (row?.released) released.push(row.released);
+    return row;
+  }
+
+  private announce(released: Released[]): void {
+    for (const c of released) this.released.emit('released', c.sha256, c.fingerprint);
   }
 
   async startAttempt(id: number, o: { alone?: boolean; staleAfterMs?: number } = {}): Promise<Job | null | 'key-busy'> {
@@ -286,20 +310,46 @@ export class PostgresLedger implements Ledger {
     return r.rowCount ?? 0;
   }
 
-  async markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated, error: null, ...(sha256 && { sha256 }) });
+  /**
+   * Without a rule, one statement. With one, a transaction: the input
+   * version's jobs locked in id order (every finisher of this input locks
+   * the same rows in the same order, so two workers ending its last two jobs
+   * at once queue up instead of deadlocking, and the second sees the first's
+   * end), the end, and the completion with its outbox row.
+   */
+  async finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null> {
+    const fields = endColumns(end);
+    if (!rule) {
+      const job = await this.set(id, fields);
+      return job && { job, completed: null };
+    }
+    let released: Released[] = [];
+    const result = await this.tx(async (c): Promise<Ended<D> | null> => {
+      released = [];
+      const locked = (await c.query<Row>(
+        `SELECT j.* FROM jobs j JOIN jobs me ON me.store = j.store AND me.key = j.key AND me.version = j.version
+         WHERE me.id = $1 ORDER BY j.id FOR UPDATE OF j`, [id])).rows;
+      const before = locked.find((r) => r.id === id);
+      if (!before) return null;
+      const row = (await this.setWith(c, id, fields, released))!;
+      const job = toJob(row);
+      const decided = completionOf(rule, locked.map((r) => (r.id === id ? job : toJob(r))), before.state);
+      if (!decided) return { job, completed: null };
+      let outboxId: number | null = null;
+      if (needsOutbox(decided.draft)) {
+        const d = decided.draft;
+        outboxId = (await c.query<{ id: number }>(
+          'INSERT INTO outbox (event_id, body, manifests, targets, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
+          [d.eventId, d.body, JSON.stringify(d.manifests), JSON.stringify(d.targets), Date.now(), d.owner])).rows[0]!.id;
+      }
+      return { job, completed: { ...decided, outboxId } };
+    });
+    this.announce(released);
+    return result;
   }
 
   async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
     return this.set(id, { state: 'failed', error, next_attempt_at: Math.round(nextAttemptAt), ...(sha256 && { sha256 }) });
-  }
-
-  async markDead(id: number, error: string, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
-  }
-
-  async markSkipped(id: number, reason: string, sha256: string): Promise<Job | null> {
-    return this.set(id, { state: 'skipped', error: reason, next_attempt_at: null, sha256 });
   }
 
   async markState(id: number, state: JobState): Promise<Job | null> {
@@ -373,18 +423,6 @@ export class PostgresLedger implements Ledger {
       'SELECT c.job_id, j.pipeline, j.key FROM output_checksums c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = $1 LIMIT 1', [sha256]);
     const r = rows[0];
     return r ? { jobId: r.job_id, pipeline: r.pipeline ?? '?', key: r.key ?? '?' } : null;
-  }
-
-  async claimCompletion(key: string): Promise<boolean> {
-    const r = await this.query('INSERT INTO completions (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, Date.now()]);
-    return r.rowCount === 1;
-  }
-
-  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[], owner?: string): Promise<number> {
-    const { rows } = await this.query<{ id: number }>(
-      'INSERT INTO outbox (event_id, body, manifests, targets, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id',
-      [eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now(), owner ?? null]);
-    return rows[0]!.id;
   }
 
   async takeOutbox(id: number, from: string | null, to: string): Promise<boolean> {

@@ -59,4 +59,10 @@ export const POSTGRES_MIGRATIONS: string[] = [
   );`,
   // 4: who sends an outbox entry, so a process starting beside a live one does not send its entries too.
   'ALTER TABLE outbox ADD COLUMN owner TEXT;',
+  // 5: an input's completion is decided in the transaction that ends its last job: its jobs are found
+  // (and locked) by (store, key, version), the event carries the input's size and type from the job
+  // rows, and the table of completions claimed (the decision before) goes.
+  `ALTER TABLE jobs ADD COLUMN size BIGINT, ADD COLUMN content_type TEXT;
+  CREATE INDEX jobs_input ON jobs (store, key, version);
+  DROP TABLE completions;`,
 ];

@@ -3,7 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
-import type { ClaimRequest, Job, JobState, Ledger, NewJob, OutboxEntry, OutputRecord, RenderClaim, StateCounts } from './ledger.js';
+import {
+  completionOf, endColumns, needsOutbox,
+  type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
+  type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
+} from './ledger.js';
 
 /**
  * Versioned migrations: PRAGMA user_version is the number applied. Version 1
@@ -68,13 +72,20 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;`,
   // 4: who sends an outbox entry, so a process starting beside a live one does not send its entries too.
   'ALTER TABLE outbox ADD COLUMN owner TEXT;',
+  // 5: an input's completion is decided in the transaction that ends its last job: its jobs are found
+  // by (store, key, version), the event carries the input's size and type from the job rows, and
+  // the table of completions claimed (the decision before) goes.
+  `ALTER TABLE jobs ADD COLUMN size INTEGER;
+  ALTER TABLE jobs ADD COLUMN content_type TEXT;
+  CREATE INDEX jobs_input ON jobs (store, key, version);
+  DROP TABLE completions;`,
 ];
 
 interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
   version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
   outputs: string; deduplicated: number; created_at: number; updated_at: number;
-  next_attempt_at: number | null; changed_at: number | null;
+  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null;
 }
 
 function toJob(r: Row): Job {
@@ -83,6 +94,7 @@ function toJob(r: Row): Job {
     version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
     outputs: JSON.parse(r.outputs) as OutputRecord[], deduplicated: r.deduplicated === 1,
     createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
+    size: r.size, contentType: r.content_type,
   };
 }
 
@@ -155,10 +167,10 @@ export class SqliteLedger implements Ledger {
     const now = Date.now();
     // One statement for a new job (RETURNING gives its row); a known one is read back.
     const inserted = this.sql(
-      `INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at)
-       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+      `INSERT INTO jobs (pipeline, fingerprint, store, key, rel_key, version, state, created_at, updated_at, changed_at, size, content_type)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)
        ON CONFLICT (pipeline, fingerprint, store, key, version) DO NOTHING RETURNING *`,
-    ).get(j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, now, j.changedAt ?? null) as Row | undefined;
+    ).get(j.pipeline, j.fingerprint, j.store, j.key, j.relKey, j.version, now, now, j.changedAt ?? null, j.size ?? null, j.contentType ?? null) as Row | undefined;
     if (inserted) return { job: toJob(inserted), created: true };
     const row = this.sql(
       'SELECT * FROM jobs WHERE pipeline = ? AND fingerprint = ? AND store = ? AND key = ? AND version = ?',
@@ -178,22 +190,31 @@ export class SqliteLedger implements Ledger {
    * job's outputs are known by checksum from then on.
    */
   private set(id: number, fields: Record<string, unknown> & { state?: JobState }): Job | null {
-    const cols = Object.keys(fields);
-    const update = this.sql(`UPDATE jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id RETURNING *`);
-    let released: { sha256: string; fingerprint: string } | undefined;
-    const row = this.db.transaction(() => {
-      const r = update.get({ ...fields, now: Date.now(), id }) as Row | undefined;
-      if (r && fields.state !== undefined && fields.state !== 'running') {
-        released = this.sql('DELETE FROM render_claims WHERE job_id = ? RETURNING sha256, fingerprint').get(id) as typeof released;
-        if (r.state === 'done') {
-          const record = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
-          for (const o of JSON.parse(r.outputs) as OutputRecord[]) if (o.sha256) record.run(o.sha256, id);
-        }
-      }
-      return r;
-    })();
-    if (released) this.released.emit('released', released.sha256, released.fingerprint);
+    const released: { sha256: string; fingerprint: string }[] = [];
+    const row = this.db.transaction(() => this.setNow(id, fields, released))();
+    this.announce(released);
     return row ? toJob(row) : null;
+  }
+
+  /** The update of set(), inside a transaction; the claim let go is added to `released`, to announce after the commit. */
+  private setNow(id: number, fields: Record<string, unknown> & { state?: JobState }, released: { sha256: string; fingerprint: string }[]): Row | undefined {
+    const cols = Object.keys(fields);
+    const values = { ...fields, now: Date.now(), id } as Record<string, unknown>;
+    if (typeof values.deduplicated === 'boolean') values.deduplicated = values.deduplicated ? 1 : 0;
+    const r = this.sql(`UPDATE jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id RETURNING *`).get(values) as Row | undefined;
+    if (r && fields.state !== undefined && fields.state !== 'running') {
+      const claim = this.sql('DELETE FROM render_claims WHERE job_id = ? RETURNING sha256, fingerprint').get(id) as { sha256: string; fingerprint: string } | undefined;
+      if (claim) released.push(claim);
+      if (r.state === 'done') {
+        const record = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
+        for (const o of JSON.parse(r.outputs) as OutputRecord[]) if (o.sha256) record.run(o.sha256, id);
+      }
+    }
+    return r;
+  }
+
+  private announce(released: { sha256: string; fingerprint: string }[]): void {
+    for (const c of released) this.released.emit('released', c.sha256, c.fingerprint);
   }
 
   async startAttempt(id: number, o: { alone?: boolean; staleAfterMs?: number } = {}): Promise<Job | null | 'key-busy'> {
@@ -222,21 +243,31 @@ export class SqliteLedger implements Ledger {
       AND state IN ('queued', 'failed')`).run(Date.now(), job.pipeline, job.store, job.key, job.id).changes;
   }
 
-  /** sha256: the content checksum, recorded with the outcome (one write a job fewer than recording it apart). */
-  async markDone(id: number, outputs: OutputRecord[], deduplicated: boolean, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'done', outputs: JSON.stringify(outputs), deduplicated: deduplicated ? 1 : 0, error: null, ...(sha256 && { sha256 }) });
+  /**
+   * One IMMEDIATE transaction (the write lock first, so the input's jobs read
+   * here cannot change before the commit): the end, the claim let go, and
+   * the completion with its outbox row.
+   */
+  async finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null> {
+    const released: { sha256: string; fingerprint: string }[] = [];
+    const result = this.db.transaction((): Ended<D> | null => {
+      const before = (this.sql('SELECT state FROM jobs WHERE id = ?').get(id) as { state: JobState } | undefined)?.state;
+      const row = before === undefined ? undefined : this.setNow(id, endColumns(end), released);
+      if (!row) return null;
+      const job = toJob(row);
+      if (!rule) return { job, completed: null };
+      const input = (this.sql('SELECT * FROM jobs WHERE store = ? AND key = ? AND version = ? ORDER BY id').all(row.store, row.key, row.version) as Row[]).map(toJob);
+      const c = completionOf(rule, input, before!);
+      if (!c) return { job, completed: null };
+      const outboxId = needsOutbox(c.draft) ? this.addToOutbox(c.draft) : null;
+      return { job, completed: { ...c, outboxId } };
+    }).immediate();
+    this.announce(released);
+    return result;
   }
 
   async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
     return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
-  }
-
-  async markDead(id: number, error: string, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'dead', error, next_attempt_at: null, ...(sha256 && { sha256 }) });
-  }
-
-  async markSkipped(id: number, reason: string, sha256: string): Promise<Job | null> {
-    return this.set(id, { state: 'skipped', error: reason, next_attempt_at: null, sha256 });
   }
 
   async markState(id: number, state: JobState): Promise<Job | null> {
@@ -308,13 +339,9 @@ export class SqliteLedger implements Ledger {
     return row ? { jobId: row.jobId, pipeline: row.pipeline ?? '?', key: row.key ?? '?' } : null;
   }
 
-  async claimCompletion(key: string): Promise<boolean> {
-    return this.sql('INSERT INTO completions (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, Date.now()).changes === 1;
-  }
-
-  async addToOutbox(eventId: string, body: string, manifests: unknown[], targets: unknown[], owner?: string): Promise<number> {
+  private addToOutbox(d: EventDraft): number {
     return Number(this.sql('INSERT INTO outbox (event_id, body, manifests, targets, created_at, owner) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(eventId, body, JSON.stringify(manifests), JSON.stringify(targets), Date.now(), owner ?? null).lastInsertRowid);
+      .run(d.eventId, d.body, JSON.stringify(d.manifests), JSON.stringify(d.targets), Date.now(), d.owner).lastInsertRowid);
   }
 
   async takeOutbox(id: number, from: string | null, to: string): Promise<boolean> {

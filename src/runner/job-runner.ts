@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
-import type { Job, Ledger } from '../ledger/ledger.js';
+import type { CompletionRule, Ended, Job, JobEnd, Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import { backoffDelay } from '../queue/backoff.js';
@@ -16,6 +16,8 @@ export interface JobOutcome {
   /** skipped: the input was an output of mediaflow (nothing made, see RenderResult.skipped). */
   outcome: 'done' | 'failed' | 'dead' | 'skipped';
   seconds: number;
+  /** This end completed the job's input (decided with the end, in one ledger transaction; see Ledger.finish). */
+  completed?: Ended['completed'];
 }
 
 export interface JobRunnerDeps {
@@ -33,6 +35,8 @@ export interface JobRunnerDeps {
   stopping(): boolean;
   /** A job is run again after an attempt that never ended (its worker died): that worker's temp files may be left. */
   onInterrupted(): void;
+  /** How inputs complete, passed to the ledger with every end (none: jobs end without completions). */
+  completionRule(): CompletionRule | undefined;
 }
 
 /**
@@ -79,20 +83,26 @@ export class JobRunner {
       const result = await Promise.race([work, aborted]);
       const seconds = (performance.now() - started) / 1000;
       if (result.skipped) {
-        const skipped = (await this.d.ledger.markSkipped(job.id, result.skipped, result.sha256))!;
+        const skipped = await this.end(job, { state: 'skipped', reason: result.skipped, sha256: result.sha256 });
         log.warn({ reason: result.skipped }, 'input skipped: it is an output of mediaflow');
-        this.d.emit('job', { job: skipped, pipeline: p, outcome: 'skipped', seconds } satisfies JobOutcome);
+        this.d.emit('job', { job: skipped.job, pipeline: p, outcome: 'skipped', seconds, completed: skipped.completed } satisfies JobOutcome);
         return;
       }
-      const done = (await this.d.ledger.markDone(job.id, result.outputs, result.deduplicated, result.sha256))!;
+      const done = await this.end(job, { state: 'done', outputs: result.outputs, deduplicated: result.deduplicated, sha256: result.sha256 });
       log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
-      this.d.emit('job', { job: done, pipeline: p, outcome: 'done', seconds } satisfies JobOutcome);
+      this.d.emit('job', { job: done.job, pipeline: p, outcome: 'done', seconds, completed: done.completed } satisfies JobOutcome);
     } catch (err) {
       await this.failed(job, p, err, log, (performance.now() - started) / 1000);
     } finally {
       clearTimeout(timer);
       await work.catch(() => {});
     }
+  }
+
+  /** The end and, when it completes the input, its completion event: one ledger transaction. */
+  private async end(job: Job, end: JobEnd): Promise<Ended> {
+    // null only if the row went (it cannot while its attempt runs): the end is then the job as it ran.
+    return (await this.d.ledger.finish(job.id, end, this.d.completionRule())) ?? { job, completed: null };
   }
 
   private async failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): Promise<void> {
@@ -106,9 +116,9 @@ export class JobRunner {
         await this.d.ledger.markFailed(job.id, message, Date.now(), sha256);
         return;
       }
-      const dead = (await this.d.ledger.markDead(job.id, message, sha256))!;
+      const dead = await this.end(job, { state: 'dead', error: message, sha256 });
       log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
-      this.d.emit('job', { job: dead, pipeline: p, outcome: 'dead', seconds } satisfies JobOutcome);
+      this.d.emit('job', { job: dead.job, pipeline: p, outcome: 'dead', seconds, completed: dead.completed } satisfies JobOutcome);
       return;
     }
     const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);

@@ -5,7 +5,7 @@
  * promises passes the same tests as one whose methods return values.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Ledger, RenderClaim } from '../../src/ledger/ledger.js';
+import type { CompletionRule, EventDraft, Job, Ledger, RenderClaim } from '../../src/ledger/ledger.js';
 
 type ContractLedger = Ledger;
 
@@ -20,6 +20,21 @@ export interface LedgerPlace {
 
 const job = (key: string) => ({ pipeline: 'p', fingerprint: 'f', store: 'folder:/in', key, relKey: key, version: 'file:1:1' });
 const output = (sha256: string) => ({ stepId: 's', key: `out/${sha256}.webp`, store: 'folder:/out', size: 3, sha256, contentType: 'image/webp' });
+/** Completes any input of `pipelines` (fingerprint f) with a draft named after its key; `seen` collects what each draft was given. */
+const rule = (pipelines: string[], d: Partial<EventDraft> = {}, seen: Job[][] = []): CompletionRule => ({
+  pipelines: new Map(pipelines.map((p) => [p, 'f'])),
+  draft: (jobs) => {
+    seen.push(jobs);
+    return { eventId: `evt-${jobs[0]!.key}`, body: JSON.stringify({ key: jobs[0]!.key }), manifests: [], targets: [{ url: 'http://127.0.0.1:9/' }], owner: 'host-1-1', ...d };
+  },
+});
+/** One job of pipeline p, run and ended with a completion that has an outbox row; its id. */
+async function completeOne(l: Ledger, key: string, d: Partial<EventDraft>): Promise<{ id: number } | null> {
+  const { job: j } = await l.upsert(job(key));
+  await l.startAttempt(j.id);
+  const ended = await l.finish(j.id, { state: 'done', outputs: [], deduplicated: false }, rule(['p'], d));
+  return ended?.completed?.outboxId ? { id: ended.completed.outboxId } : null;
+}
 const claimOf = (jobId: number, owner = 'host-1-1', extra: Partial<Parameters<ContractLedger['claimRender']>[0]> = {}) =>
   ({ sha256: 'content', fingerprint: 'f', jobId, owner, leaseMs: 60_000, ...extra });
 
@@ -52,7 +67,7 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       await l.markFailed(j.id, 'boom', Date.now() + 1000.5, 'sha');
       expect(await l.get(j.id)).toMatchObject({ state: 'failed', error: 'boom', sha256: 'sha' });
       expect((await l.startAttempt(j.id))?.attempts).toBe(2);
-      await l.markDone(j.id, [{ stepId: 's', key: 'a/s.jpg', store: 'folder:/out', size: 1, contentType: 'image/jpeg', width: 3, height: 2 }], false, 'sha');
+      await l.finish(j.id, { state: 'done', outputs: [{ stepId: 's', key: 'a/s.jpg', store: 'folder:/out', size: 1, contentType: 'image/jpeg', width: 3, height: 2 }], deduplicated: false, sha256: 'sha' });
       expect(await l.get(j.id)).toMatchObject({ state: 'done', error: null, sha256: 'sha', outputs: [{ key: 'a/s.jpg', width: 3 }] });
       // A job already finished is not started again (a stale queue entry).
       expect(await l.startAttempt(j.id)).toBeNull();
@@ -66,9 +81,9 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       const keys = ['trip/a.jpg', 'trip/day1/b.jpg', 'trip', 'trip.jpg', 'trip-2/c.jpg', 'trips/d.jpg', 'other/trip/e.jpg', 'trip/queued.jpg', 'Trip/x.jpg', 'trip0/y.jpg'];
       for (const key of keys) {
         const j = (await l.upsert(job(key))).job;
-        if (key !== 'trip/queued.jpg') await l.markDone(j.id, [], false);
+        if (key !== 'trip/queued.jpg') await l.finish(j.id, { state: 'done', outputs: [], deduplicated: false });
       }
-      await l.markDone((await l.upsert({ ...job('trip/f.jpg'), pipeline: 'q' })).job.id, [], false);
+      await l.finish((await l.upsert({ ...job('trip/f.jpg'), pipeline: 'q' })).job.id, { state: 'done', outputs: [], deduplicated: false });
       expect((await l.doneUnderFolder('p', 'folder:/in', 'trip')).map((j) => j.key).sort()).toEqual(['trip/a.jpg', 'trip/day1/b.jpg']);
       expect((await l.doneUnderFolder('p', 'folder:/in', 'trip/day1')).map((j) => j.key)).toEqual(['trip/day1/b.jpg']);
       expect(await l.doneUnderFolder('p', 'folder:/elsewhere', 'trip')).toEqual([]);
@@ -81,8 +96,8 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       const a = (await l.upsert(job('a.jpg'))).job;
       const b = (await l.upsert(job('b.jpg'))).job;
       const c = (await l.upsert(job('c.jpg'))).job;
-      await l.markDead(a.id, 'corrupt');
-      await l.markDone(b.id, [], true);
+      await l.finish(a.id, { state: 'dead', error: 'corrupt' });
+      await l.finish(b.id, { state: 'done', outputs: [], deduplicated: true });
       expect(await l.counts()).toMatchObject({ dead: 1, done: 1, queued: 1, deduplicated: 1, skipped: 0 });
       expect((await l.list('dead')).map((j) => j.error)).toEqual(['corrupt']);
       expect((await l.unfinished()).map((j) => j.id)).toEqual([c.id]);
@@ -99,8 +114,8 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
 
     it('keeps completion events in the outbox until nothing of them is left to do', async () => {
       const l = fixture.open();
-      const id = await l.addToOutbox('evt-1', '{"id":"evt-1"}\n', [{ key: 'm.json' }], [{ url: 'http://127.0.0.1:9/' }]);
-      expect(await l.outbox()).toMatchObject([{ id, eventId: 'evt-1', body: '{"id":"evt-1"}\n', manifests: [{ key: 'm.json' }], targets: [{ url: 'http://127.0.0.1:9/' }] }]);
+      const { id } = (await completeOne(l, 'a.jpg', { manifests: [{ key: 'm.json' }], targets: [{ url: 'http://127.0.0.1:9/' }] }))!;
+      expect(await l.outbox()).toMatchObject([{ id, eventId: 'evt-a.jpg', body: '{"key":"a.jpg"}', manifests: [{ key: 'm.json' }], targets: [{ url: 'http://127.0.0.1:9/' }] }]);
       await l.updateOutbox(id, [], [{ url: 'http://127.0.0.1:9/' }]);
       expect(await l.outbox()).toMatchObject([{ manifests: [], targets: [{ url: 'http://127.0.0.1:9/' }] }]);
       await l.updateOutbox(id, [], []);
@@ -111,14 +126,14 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       const l = fixture.open();
       const other = await fixture.another();
       try {
-        const id = await l.addToOutbox('evt-2', '{}', [], [{ url: 'http://127.0.0.1:9/' }], 'host-1-1');
-        const legacy = await l.addToOutbox('evt-3', '{}', [], []);
-        expect((await l.outbox()).map((e) => e.owner)).toEqual(['host-1-1', null]);
+        const { id } = (await completeOne(l, 'a.jpg', { targets: [{ url: 'http://127.0.0.1:9/' }], owner: 'host-1-1' }))!;
+        expect((await l.outbox()).map((e) => e.owner)).toEqual(['host-1-1']);
         const takes = await Promise.all([l.takeOutbox(id, 'host-1-1', 'host-2-2'), other.takeOutbox(id, 'host-1-1', 'host-3-3')]);
         expect(takes.filter(Boolean)).toHaveLength(1);
         expect(await l.takeOutbox(id, 'host-1-1', 'host-4-4')).toBe(false);
-        expect(await other.takeOutbox(legacy, null, 'host-3-3')).toBe(true);
-        expect((await l.outbox()).find((e) => e.id === legacy)!.owner).toBe('host-3-3');
+        const taker = (await l.outbox())[0]!.owner!;
+        expect(await other.takeOutbox(id, taker, 'host-5-5')).toBe(true);
+        expect((await l.outbox())[0]!.owner).toBe('host-5-5');
       } finally {
         await other.close();
       }
@@ -135,9 +150,9 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
         await other.close();
       }
     });
-    async function running(l: ContractLedger, key: string) {
-      const { job: j } = await l.upsert(job(key));
-      return (await l.startAttempt(j.id))!;
+    async function running(l: ContractLedger, key: string, pipeline = 'p') {
+      const { job: j } = await l.upsert({ ...job(key), pipeline });
+      return (await l.startAttempt(j.id)) as Job;
     }
 
     it('one render per content: the first claim wins, a second job of the same content is told to wait', async () => {
@@ -161,7 +176,7 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       await l.claimRender(claimOf(a.id));
       const released: string[] = [];
       const off = l.onRenderReleased((sha, fp) => released.push(`${sha}/${fp}`));
-      await l.markDone(a.id, [output('o1')], false, 'content');
+      await l.finish(a.id, { state: 'done', outputs: [output('o1')], deduplicated: false, sha256: 'content' });
       off();
       expect(released).toEqual(['content/f']);
       const next = (await l.claimRender(claimOf(b.id, 'host-2-2'))) as Extract<RenderClaim, { kind: 'rendered' }>;
@@ -177,7 +192,7 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       await l.claimRender(claimOf(a.id));
       await l.markFailed(a.id, 'store down', Date.now() + 1000, 'content');
       expect(await l.claimRender(claimOf(b.id, 'host-2-2'))).toEqual({ kind: 'claimed' });
-      await l.markDead(b.id, 'corrupt', 'content');
+      await l.finish(b.id, { state: 'dead', error: 'corrupt', sha256: 'content' });
       expect(await l.claimRender(claimOf(c.id, 'host-3-3'))).toEqual({ kind: 'claimed' });
       await l.releaseRender('content', 'f', c.id);
       expect(await l.claimRender(claimOf(a.id, 'host-1-1'))).toEqual({ kind: 'claimed' });
@@ -221,19 +236,77 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       expect(await l.outputWith('o1')).toBeNull();
       await l.recordOutput('o1', a.id);
       expect(await l.outputWith('o1')).toEqual({ jobId: a.id, pipeline: 'p', key: 'a.jpg' });
-      await l.markDone(a.id, [output('o1'), output('o2')], false, 'content');
+      await l.finish(a.id, { state: 'done', outputs: [output('o1'), output('o2')], deduplicated: false, sha256: 'content' });
       expect(await l.outputWith('o2')).toMatchObject({ jobId: a.id });
       // An input's own checksum is not an output's.
       expect(await l.outputWith('content')).toBeNull();
     });
 
-    it('a completion is claimed once per outcome: the first caller sends it', async () => {
+    it('the end of an input\'s last job completes it, in the same transaction as its outbox row', async () => {
+      const l = fixture.open();
+      const seen: Job[][] = [];
+      const r = rule(['p', 'q'], {}, seen);
+      const p = await running(l, 'a.jpg');
+      const q = await running(l, 'a.jpg', 'q');
+      const history = (await l.upsert({ ...job('a.jpg'), pipeline: 'q', fingerprint: 'older' })).job; // a pipeline's earlier fingerprint
+      const elsewhere = await running(l, 'b.jpg', 'q');
+      expect(history.state).toBe('queued');
+      expect(await l.finish(p.id, { state: 'done', outputs: [output('o1')], deduplicated: false, sha256: 'content' }, r)).toMatchObject({ job: { state: 'done' }, completed: null });
+      expect(await l.finish(elsewhere.id, { state: 'dead', error: 'corrupt' }, r)).toMatchObject({ completed: { jobs: [{ id: elsewhere.id }], outboxId: expect.any(Number) } });
+      const ended = await l.finish(q.id, { state: 'dead', error: 'corrupt' }, r);
+      expect(ended!.completed!.jobs.map((j) => [j.pipeline, j.state])).toEqual([['p', 'done'], ['q', 'dead']]);
+      expect(seen.at(-1)!.map((j) => j.id)).toEqual([p.id, q.id]); // drafted from the jobs as they are after the end
+      expect((await l.outbox()).map((e) => e.eventId)).toEqual([`evt-b.jpg`, 'evt-a.jpg']);
+      expect((await l.outbox())[1]!.id).toBe(ended!.completed!.outboxId);
+      // Ended again (a worker thought gone finishing late): nothing completes twice.
+      expect(await l.finish(q.id, { state: 'done', outputs: [], deduplicated: false }, r)).toMatchObject({ job: { state: 'done' }, completed: null });
+      expect(await l.outbox()).toHaveLength(2);
+      // An event with nothing to write or send completes its input without an outbox row.
+      const c = await running(l, 'c.jpg');
+      expect(await l.finish(c.id, { state: 'done', outputs: [], deduplicated: false }, rule(['p'], { targets: [] }))).toMatchObject({ completed: { outboxId: null } });
+      expect(await l.outbox()).toHaveLength(2);
+      expect(await l.finish(999_999, { state: 'done', outputs: [], deduplicated: false }, r)).toBeNull();
+    });
+
+    it('an event that cannot be recorded undoes the end: the job is still running, its claim still held', async () => {
+      const l = fixture.open();
+      const a = await running(l, 'a.jpg');
+      await l.claimRender(claimOf(a.id));
+      const failing: CompletionRule = { pipelines: new Map([['p', 'f']]), draft: () => { throw new Error('no event'); } };
+      await expect(l.finish(a.id, { state: 'done', outputs: [output('o1')], deduplicated: false, sha256: 'content' }, failing)).rejects.toThrow('no event');
+      expect(await l.get(a.id)).toMatchObject({ state: 'running', outputs: [] });
+      expect(await l.claimRender(claimOf(999, 'host-2-2'))).toMatchObject({ kind: 'busy', jobId: a.id });
+      expect(await l.outputWith('o1')).toBeNull();
+    });
+
+    it('a superseded or skipped job does not hold its input open; a waiting one does', async () => {
+      const l = fixture.open();
+      const r = rule(['p', 'q', 's']);
+      const p = await running(l, 'a.jpg');
+      const q = (await l.upsert({ ...job('a.jpg'), pipeline: 'q' })).job;
+      const s = await running(l, 'a.jpg', 's');
+      expect((await l.finish(p.id, { state: 'done', outputs: [], deduplicated: false }, r))!.completed).toBeNull(); // q waits
+      await l.markState(q.id, 'superseded');
+      const skipped = await l.finish(s.id, { state: 'skipped', reason: 'an output of mediaflow', sha256: 'content' }, r);
+      expect(skipped!.completed!.jobs.map((j) => j.pipeline)).toEqual(['p']);
+      // All of an input's jobs skipped: nothing to complete.
+      const t = await running(l, 't.jpg');
+      expect((await l.finish(t.id, { state: 'skipped', reason: 'an output of mediaflow', sha256: 'content' }, r))!.completed).toBeNull();
+    });
+
+    it('two connections ending the last two jobs of each input at once: exactly one completes each', async () => {
       const l = fixture.open();
       const other = await fixture.another();
       try {
-        const results = await Promise.all([l.claimCompletion('input-1:done'), other.claimCompletion('input-1:done'), l.claimCompletion('input-1:done')]);
-        expect(results.filter(Boolean)).toHaveLength(1);
-        expect(await other.claimCompletion('input-1:dead-then-done')).toBe(true);
+        const r = rule(['p', 'q'], { targets: [{ url: 'http://127.0.0.1:9/' }] });
+        const inputs = await Promise.all(Array.from({ length: 20 }, async (_, i) => [await running(l, `${i}.jpg`), await running(l, `${i}.jpg`, 'q')] as const));
+        const ends = await Promise.all(inputs.flatMap(([p, q]) => [
+          l.finish(p.id, { state: 'done', outputs: [], deduplicated: false }, r),
+          other.finish(q.id, { state: 'done', outputs: [], deduplicated: false }, r),
+        ]));
+        expect(ends.filter((e) => e?.completed)).toHaveLength(20);
+        const events = (await l.outbox()).map((e) => e.eventId).sort();
+        expect(events).toEqual(inputs.map((_, i) => `evt-${i}.jpg`).sort());
       } finally {
         await other.close();
       }
@@ -274,7 +347,7 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       const a = await running(l, 'a.jpg');
       const b = await running(l, 'b.jpg');
       await l.claimRender(claimOf(a.id));
-      expect(await l.markSkipped(a.id, 'an output of mediaflow', 'content')).toMatchObject({ state: 'skipped', error: 'an output of mediaflow', sha256: 'content' });
+      expect((await l.finish(a.id, { state: 'skipped', reason: 'an output of mediaflow', sha256: 'content' }))?.job).toMatchObject({ state: 'skipped', error: 'an output of mediaflow', sha256: 'content' });
       expect(await l.startAttempt(a.id)).toBeNull();
       expect((await l.counts()).skipped).toBe(1);
       expect(await l.claimRender(claimOf(b.id, 'host-2-2'))).toEqual({ kind: 'claimed' });

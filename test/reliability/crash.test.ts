@@ -237,6 +237,54 @@ describe('crash: SIGKILL while completion events wait for their receiver', () =>
   }, 180_000);
 });
 
+describe('crash: SIGKILL while inputs complete, two pipelines an input', () => {
+  let ws: ReturnType<typeof workspace>;
+  beforeAll(() => { ws = workspace('mf-crash-complete-'); });
+  afterEach(() => ws.cleanup());
+
+  // An input completes when its second job ends: that end and the event's outbox row commit together,
+  // so a kill anywhere leaves either neither (the job runs again) or both (the event is sent at the restart).
+  it('every input gets one completion event, under one id, whatever the kills cut', async () => {
+    const N = 80;
+    const received: { id: string; subject: string; pipelines: string[] }[] = [];
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { subject: string; data: { pipelines: { pipeline: string }[] } };
+        received.push({ id: String(req.headers['x-mediaflow-event-id']), subject: body.subject, pipelines: body.data.pipelines.map((p) => p.pipeline).sort() });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      for (let i = 0; i < N; i++) writeFileSync(path.join(ws.inbox, `p${String(i).padStart(3, '0')}.jpg`), await smallJpeg(1000 + i));
+      const notify = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, attempts: 5, backoffMs: 200 };
+      const source = { type: 'folder', path: './inbox', stableMs: 50 };
+      writePipeline(path.join(ws.root, 'pipelines'), { name: 'thumbs', source, steps: [steps[0]], output: { type: 'folder', path: './out/thumbs' }, notify });
+      writePipeline(path.join(ws.root, 'pipelines'), { name: 'meta', source, steps: [steps[1]], output: { type: 'folder', path: './out/meta' }, notify });
+      const inFlight = await crashLoop({ cwd: ws.root, data: 'data', total: 2 * N, rnd: prng(seedFor('crash-complete')), env: { MEDIAFLOW_NOTIFY_SECRET: 'crash-test-secret' } });
+      // The last run stopped gracefully once every job was done; what it had not sent, it sent before stopping or left in the outbox.
+      const again = new RunningService(['--data', 'data'], ws.root, { MEDIAFLOW_NOTIFY_SECRET: 'crash-test-secret' });
+      try {
+        await again.ready();
+        await waitFor('an event for every input', () => new Set(received.map((r) => r.subject)).size === N, 60_000);
+        expect(await again.stop()).toBe(0);
+      } finally {
+        again.kill('SIGKILL');
+      }
+      const ids = new Map<string, Set<string>>();
+      for (const r of received) ids.set(r.subject, (ids.get(r.subject) ?? new Set()).add(r.id));
+      // None lost, none made twice: a delivery cut by a kill may come again, with the same id.
+      expect([...ids.entries()].filter(([, set]) => set.size !== 1)).toEqual([]);
+      expect(received.every((r) => r.pipelines.join() === 'meta,thumbs')).toBe(true);
+      console.log(`[reliability] crash complete: ${JSON.stringify({ inputs: N, kills: KILLS, jobsRunningAtKills: inFlight.size, deliveries: received.length, events: ids.size })}`);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 240_000);
+});
+
 describeMinio('crash: SIGKILL at random points, bucket source to bucket output', () => {
   let server: MinioServer;
   let ws: ReturnType<typeof workspace>;

@@ -229,7 +229,10 @@ describePostgres('scale-out (real PostgreSQL)', () => {
       expect(await ready(sources)).toMatchObject({ status: 503, queue: false });
       await new Promise((r) => setTimeout(r, 1000));
       await redis.up();
-      await waitFor('150 done', async () => (await ledger.counts()).done === 150, 150_000, 100);
+      await waitFor('150 done', async () => (await ledger.counts()).done === 150, 150_000, 100).catch(async (err: Error) => {
+        const tails = [sources, ...workers].map((p) => `--- ${p.alive ? 'alive' : 'exited'}\n${p.logTail(15)}`).join('\n');
+        throw new Error(`${err.message}; ledger ${JSON.stringify(await ledger.counts())}\n${tails}`);
+      });
       await checkRenderedOnce(ledger, 150);
       await checkOutputs(inputs);
       for (const p of [sources, ...workers]) expect(p.alive, p.logTail(30)).toBe(true);

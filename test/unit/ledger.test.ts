@@ -72,12 +72,12 @@ describe('SqliteLedger migrations', () => {
       copyFileSync(fixture('ledger-0.1.0/ledger.sqlite'), path.join(old, 'ledger.sqlite'));
       const l = new SqliteLedger(old);
       try {
-        expect(l.schemaVersion).toBe(4);
+        expect(l.schemaVersion).toBe(5);
         expect(await l.counts()).toMatchObject({ queued: 1, done: 1, dead: 1, skipped: 0 });
-        expect(await l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
+        expect(await l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, size: null, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
         expect(await l.get(2)).toMatchObject({ key: 'b.jpg', state: 'dead', error: 'b.jpg: corrupt or truncated image' });
         expect((await l.unfinished()).map((j) => j.key)).toEqual(['c.jpg']);
-        expect(await l.outbox()).toMatchObject([{ eventId: 'evt-1', body: '{"id":"evt-1"}', targets: [{ url: 'http://127.0.0.1:9/hook' }] }]);
+        expect(await l.outbox()).toMatchObject([{ eventId: 'evt-1', owner: null, body: '{"id":"evt-1"}', targets: [{ url: 'http://127.0.0.1:9/hook' }] }]);
         // The outputs the old release wrote are known as mediaflow's own.
         expect(await l.outputWith('aa'.repeat(32))).toMatchObject({ jobId: 1, key: 'a.jpg' });
         expect(await l.outputWith('bb'.repeat(32))).toMatchObject({ jobId: 1 });
@@ -87,7 +87,7 @@ describe('SqliteLedger migrations', () => {
       }
       // Opening again applies nothing twice.
       const again = new SqliteLedger(old);
-      expect(again.schemaVersion).toBe(4);
+      expect(again.schemaVersion).toBe(5);
       expect((await again.counts()).done).toBe(1);
       await again.close();
     } finally {
@@ -99,6 +99,6 @@ describe('SqliteLedger migrations', () => {
     const db = new Database(path.join(dir, 'ledger.sqlite'));
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(4\); upgrade mediaflow/);
+    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(5\); upgrade mediaflow/);
   });
 });
