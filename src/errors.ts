@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'E_KEY'                // an output key would leave its output root
   | 'E_TIMEOUT'            // a job ran past timeoutMs
   | 'E_LEDGER'             // the ledger cannot be opened or used (e.g. written by a newer release)
+  | 'E_STOPPING'           // the service is stopping: what was asked is left for the next start
   | 'E_CONFIG';            // environment / command-line settings
 
 export class MediaflowError extends Error {

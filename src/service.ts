@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
+import { submitJob, type JobRequest } from './events/job-request.js';
 import { versionOf, type MediaEvent } from './events/media-event.js';
 import type { CompletionRule, Job, Ledger, NewJob } from './ledger/ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
@@ -173,7 +174,7 @@ export class Service extends EventEmitter {
     this.resuming = this.resume();
     for (const source of this.stores.sourcesFor(this.pipelineList)) {
       this.sources.push(source);
-      await source.start((event) => this.accept(event));
+      await source.start((event) => this.accept(event), (request) => this.acceptJob(request));
       this.logger.info({ source: source.name }, 'source started');
     }
     this.poller = setInterval(() => void this.resume(), this.o.pollMs ?? 1000);
@@ -211,13 +212,28 @@ export class Service extends EventEmitter {
     await this.handle(event);
   }
 
+  /** A job request from a source (a message queue): backpressure as for events. */
+  async acceptJob(request: JobRequest): Promise<void> {
+    if (this.stopping) throw new MediaflowError('E_STOPPING', 'mediaflow is stopping: the request is left for the next start');
+    await this.queue.waitForRoom();
+    await submitJob(this, request);
+  }
+
   /** Routes one event; returns the jobs it made or found (none for a removal). */
   async handle(event: MediaEvent): Promise<Job[]> {
     this.emit('event', event);
+    // An event older than one already seen for its key (a late notification, another trigger's copy) must not
+    // supersede the newer version, nor remove its outputs.
+    const routes = this.router.route(event);
+    if (routes.length && event.data.sequencer !== undefined && !(await this.ledger.seeSequencer(event.data.store, event.data.key, event.data.sequencer))) {
+      this.logger.info({ key: event.data.key, store: event.data.store, sequencer: event.data.sequencer, from: event.source },
+        'event older than one already seen for this key: not processed');
+      return [];
+    }
     const jobs: Job[] = [];
     const toQueue: Job[] = [];
     const { store, key, size, contentType } = event.data;
-    for (const { pipeline, relKey } of this.router.route(event)) {
+    for (const { pipeline, relKey } of routes) {
       if (event.type === 'removed') {
         // Runs on after handle() returns, possibly past stop() closing the ledger: never an unhandled rejection.
         this.removed(pipeline, key, event.data.folder === true).catch((err) => {

@@ -70,8 +70,9 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(async (action: string, id: string | undefined, o) => { code = await dlqCommand(action, id, o); });
 
   program.command('schema', { hidden: true })
-    .description('print the pipeline JSON Schema')
-    .action(() => { code = schemaCommand(); });
+    .description('print the pipeline JSON Schema (--events: the event schema)')
+    .option('--events', 'the events mediaflow takes and sends')
+    .action((o: { events?: boolean }) => { code = schemaCommand(o.events ? 'events' : 'pipeline'); });
 
   try {
     await program.parseAsync(argv);

@@ -1,6 +1,7 @@
 import { PipelineError } from '../errors.js';
 import { loadPipelines } from '../pipeline/load.js';
 import { pipelineJsonSchema } from '../pipeline/schema.js';
+import { eventsJsonSchema } from '../events/event-schema.js';
 
 export function validateCommand(paths: string[]): number {
   try {
@@ -15,7 +16,7 @@ export function validateCommand(paths: string[]): number {
   }
 }
 
-export function schemaCommand(): number {
-  process.stdout.write(`${JSON.stringify(pipelineJsonSchema(), null, 2)}\n`);
+export function schemaCommand(which: 'pipeline' | 'events' = 'pipeline'): number {
+  process.stdout.write(`${JSON.stringify(which === 'events' ? eventsJsonSchema() : pipelineJsonSchema(), null, 2)}\n`);
   return 0;
 }

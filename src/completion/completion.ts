@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MediaflowError } from '../errors.js';
+import { INPUT_COMPLETED, type InputCompletedEvent } from '../events/event-schema.js';
 import type { CompletionRule, EventDraft, Job, OutboxEntry } from '../ledger/ledger.js';
 import { silentLogger, type Logger } from '../log.js';
 import { renderKey } from '../pipeline/key-template.js';
@@ -9,35 +10,9 @@ import type { JobOutcome, Service } from '../service.js';
 import { ownerIsGone, thisProcess } from '../owner.js';
 import { deliver } from './notify.js';
 
-/** One pipeline's part of a completion event. */
-export interface PipelineResult {
-  pipeline: string;
-  job: number;
-  state: 'done' | 'dead';
-  attempts: number;
-  deduplicated: boolean;
-  outputs: { step: string; store: string; key: string; size: number; contentType: string; width?: number; height?: number }[];
-  error: string | null;
-  /** Where this pipeline's manifest was written, when it asks for one. */
-  manifest: { store: string; key: string } | null;
-}
-
-/** The completion event (CloudEvents 1.0 shape): written as the manifest and POSTed to notify.url, byte for byte. */
-export interface CompletionEvent {
-  specversion: '1.0';
-  id: string;
-  source: 'mediaflow';
-  type: 'mediaflow.input.completed';
-  subject: string;
-  time: string;
-  datacontenttype: 'application/json';
-  data: {
-    input: { store: string; key: string; version: string; sha256: string | null; size: number | null; contentType: string | null };
-    /** done: every pipeline done; dead: none; partial: some of each. */
-    state: 'done' | 'partial' | 'dead';
-    pipelines: PipelineResult[];
-  };
-}
+/** The completion event (docs/EVENTS.md): written as the manifest and POSTed to notify.url, byte for byte. */
+export type CompletionEvent = InputCompletedEvent;
+type PipelineResult = CompletionEvent['data']['pipelines'][number];
 
 interface Member { job: Job; pipeline: LoadedPipeline }
 /** A manifest to write, as the outbox keeps it. */
@@ -170,7 +145,7 @@ export class Completion extends EventEmitter {
     });
     const done = pipelines.filter((p) => p.state === 'done').length;
     return {
-      specversion: '1.0', id: randomUUID(), source: 'mediaflow', type: 'mediaflow.input.completed',
+      specversion: '1.0', id: randomUUID(), source: 'mediaflow', type: INPUT_COMPLETED,
       subject: first.key, time: new Date().toISOString(), datacontenttype: 'application/json',
       data: {
         input: {

@@ -29,6 +29,12 @@ export interface MediaEvent {
      * not the files inside, so the removal covers every key under `key/`.
      */
     folder?: boolean;
+    /**
+     * S3's `s3.object.sequencer`: grows with each event of one key, so of two
+     * events of a key the later one is known whatever order they arrive in
+     * (listings have none: they show what is there now).
+     */
+    sequencer?: string;
   };
 }
 

@@ -19,6 +19,7 @@ const recordSchema = z.object({
       eTag: z.string().optional(),
       contentType: z.string().optional(),
       userMetadata: z.record(z.string(), z.string()).optional(),
+      sequencer: z.string().regex(/^[0-9A-Fa-f]{1,40}$/, 'hex digits').optional(),
     }),
   }),
 });
@@ -107,6 +108,7 @@ export function s3RecordsToEvents(body: unknown, source = 'http'): ParsedRecords
       etag: o.eTag ? o.eTag.replace(/^"|"$/g, '') : undefined,
       contentType: o.contentType,
       changedAtMs: Number.isFinite(changedAtMs) ? changedAtMs : undefined,
+      sequencer: o.sequencer,
     }));
   });
   return { events, ignored };

@@ -221,6 +221,15 @@ export interface Ledger {
   /** Completion events not yet written or sent (by any process), oldest first. */
   outbox<M, T>(): Promise<OutboxEntry<M, T>[]>;
 
+  /**
+   * Per-key order of storage events: records the event sequencer seen for
+   * (store, key) (S3's `s3.object.sequencer`, normalised by orderOf) and
+   * answers whether it is the newest seen so far (true also for the same one
+   * again). false: a newer version's event came first, and this older one
+   * must not touch it.
+   */
+  seeSequencer(store: string, key: string, sequencer: string): Promise<boolean>;
+
   /** The jobs of one version of one source key in one pipeline. */
   jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]>;
   /** Done jobs of one source key, for delete-outputs on removal. */
@@ -264,3 +273,12 @@ export function endColumns(end: JobEnd): Record<string, unknown> & { state: JobS
 
 /** True when a draft has anything to write or send, and so needs an outbox row. */
 export const needsOutbox = (d: EventDraft): boolean => d.manifests.length > 0 || d.targets.length > 0;
+
+/**
+ * S3 sequencers are hex strings that grow for one key, of varying length
+ * (MinIO's are 16 digits, AWS's longer): compared after upper-casing and
+ * left-padding to one length, as strings.
+ */
+export function orderOf(sequencer: string): string {
+  return sequencer.trim().toUpperCase().padStart(40, '0');
+}

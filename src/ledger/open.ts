@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
 import type { Ledger } from './ledger.js';
-import { maskUrl, PostgresLedger } from './postgres-ledger.js';
+import { maskUrl } from '../urls.js';
+import { PostgresLedger } from './postgres-ledger.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 
 export interface LedgerChoice {

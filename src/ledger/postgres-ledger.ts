@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { MediaflowError } from '../errors.js';
 import {
-  completionOf, endColumns, needsOutbox,
+  completionOf, endColumns, needsOutbox, orderOf,
   type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
   type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { maskUrl } from '../urls.js';
 
 export interface PostgresLedgerOptions {
   /** postgres://user:password@host:port/database; `?schema=NAME` keeps the tables in that schema (made if missing). */
@@ -45,17 +46,6 @@ function isOutage(err: unknown): boolean {
 
 /** A deadlock or serialization failure: the transaction was rolled back and may simply run again. */
 const isConflict = (err: unknown): boolean => ['40P01', '40001'].includes((err as { code?: string } | null)?.code ?? '');
-
-/** The URL as it may be shown: the password replaced by `***`. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
-  }
-}
 
 type Released = { sha256: string; fingerprint: string };
 
@@ -439,6 +429,21 @@ export class PostgresLedger implements Ledger {
     const { rows } = await this.query<{ id: number; event_id: string; body: string; manifests: M[]; targets: T[]; created_at: number; owner: string | null }>(
       'SELECT * FROM outbox ORDER BY id');
     return rows.map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: r.manifests, targets: r.targets, createdAt: r.created_at, owner: r.owner }));
+  }
+
+  /** One statement: the upsert keeps the greater sequencer, and the row read back says which that is. */
+  async seeSequencer(store: string, key: string, sequencer: string): Promise<boolean> {
+    const seq = orderOf(sequencer);
+    const { rows } = await this.query<{ sequencer: string }>(
+      `WITH up AS (
+         INSERT INTO key_order (store, key, sequencer) VALUES ($1, $2, $3)
+         ON CONFLICT (store, key) DO UPDATE SET sequencer = EXCLUDED.sequencer WHERE EXCLUDED.sequencer > key_order.sequencer
+         RETURNING sequencer)
+       SELECT sequencer FROM up UNION ALL SELECT sequencer FROM key_order WHERE store = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM up)`,
+      [store, key, seq]);
+    // Nothing at all: another process inserted the key between the conflict check and the read; ask again.
+    if (rows.length === 0) return this.seeSequencer(store, key, sequencer);
+    return rows[0]!.sequencer === seq;
   }
 
   async jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]> {

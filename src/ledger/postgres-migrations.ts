@@ -65,4 +65,11 @@ export const POSTGRES_MIGRATIONS: string[] = [
   `ALTER TABLE jobs ADD COLUMN size BIGINT, ADD COLUMN content_type TEXT;
   CREATE INDEX jobs_input ON jobs (store, key, version);
   DROP TABLE completions;`,
+  // 6: the newest storage-event sequencer seen per key, so an older event arriving late never supersedes a newer version.
+  `CREATE TABLE key_order (
+    store TEXT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    sequencer TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (store, key)
+  );`,
 ];

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
 import {
-  completionOf, endColumns, needsOutbox,
+  completionOf, endColumns, needsOutbox, orderOf,
   type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
   type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
@@ -79,6 +79,13 @@ const MIGRATIONS: string[] = [
   ALTER TABLE jobs ADD COLUMN content_type TEXT;
   CREATE INDEX jobs_input ON jobs (store, key, version);
   DROP TABLE completions;`,
+  // 6: the newest storage-event sequencer seen per key, so an older event arriving late never supersedes a newer version.
+  `CREATE TABLE key_order (
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    sequencer TEXT NOT NULL,
+    PRIMARY KEY (store, key)
+  ) WITHOUT ROWID;`,
 ];
 
 interface Row {
@@ -356,6 +363,15 @@ export class SqliteLedger implements Ledger {
   async outbox<M, T>(): Promise<OutboxEntry<M, T>[]> {
     return (this.sql('SELECT * FROM outbox ORDER BY id').all() as { id: number; event_id: string; body: string; manifests: string; targets: string; created_at: number; owner: string | null }[])
       .map((r) => ({ id: r.id, eventId: r.event_id, body: r.body, manifests: JSON.parse(r.manifests) as M[], targets: JSON.parse(r.targets) as T[], createdAt: r.created_at, owner: r.owner }));
+  }
+
+  async seeSequencer(store: string, key: string, sequencer: string): Promise<boolean> {
+    const seq = orderOf(sequencer);
+    const row = this.sql(`INSERT INTO key_order (store, key, sequencer) VALUES (?, ?, ?)
+      ON CONFLICT (store, key) DO UPDATE SET sequencer = excluded.sequencer WHERE excluded.sequencer > key_order.sequencer
+      RETURNING sequencer`).get(store, key, seq) as { sequencer: string } | undefined;
+    // No row returned: the stored one is newer or the same.
+    return row !== undefined || (this.sql('SELECT sequencer FROM key_order WHERE store = ? AND key = ?').get(store, key) as { sequencer: string }).sequencer === seq;
   }
 
   async jobsOfVersion(pipeline: string, store: string, key: string, version: string): Promise<Job[]> {

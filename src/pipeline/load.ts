@@ -110,7 +110,8 @@ function landsIn(from: Pipeline, to: Pipeline): string | null {
   if (src.type === 'folder' && out.type === 'folder') {
     const r = path.relative(realPathOf(src.path), realPathOf(out.path));
     if (!climbsOut(r)) rel = r.split(path.sep).join('/');
-  } else if (src.type === 'bucket' && out.type === 'bucket' && src.bucket === out.bucket) {
+  } else if (src.type !== 'folder' && out.type === 'bucket' && src.bucket === out.bucket) {
+    // A queue source carries its bucket's notifications: the same as listening to it.
     if (out.prefix.startsWith(src.prefix)) rel = out.prefix.slice(src.prefix.length).replace(/\/$/, '');
     else if (src.prefix.startsWith(out.prefix)) rel = '';
   }
@@ -125,7 +126,7 @@ function landsIn(from: Pipeline, to: Pipeline): string | null {
       continue; // a key template that cannot render is reported by the schema
     }
     const probe = rel ? `${rel}/${key}` : key;
-    if (src.type === 'bucket' && !probe.endsWith(src.suffix)) continue;
+    if (src.type !== 'folder' && !probe.endsWith(src.suffix)) continue;
     if (include(probe) && !exclude(probe)) return probe;
   }
   return null;

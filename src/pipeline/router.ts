@@ -8,7 +8,7 @@ export interface Route {
   relKey: string;
 }
 
-/** The store name a pipeline's source events carry in `data.store`. */
+/** The store name a pipeline's source events carry in `data.store` (a message-queue source's records are about its bucket). */
 export function sourceStoreName(p: LoadedPipeline): string {
   return p.source.type === 'folder' ? `folder:${p.source.path}` : `bucket:${p.source.bucket}`;
 }
@@ -31,7 +31,7 @@ export class Router {
       if (r.store !== event.data.store) continue;
       let rel = event.data.key;
       const src = r.pipeline.source;
-      if (src.type === 'bucket') {
+      if (src.type !== 'folder') {
         if (!rel.startsWith(src.prefix) || !rel.endsWith(src.suffix)) continue;
         rel = rel.slice(src.prefix.length);
       }

@@ -34,6 +34,41 @@ const bucketSource = z.strictObject({
     .describe('List the bucket at this interval to catch uploads whose notification was lost (0: only at start and reconnect)'),
 });
 
+/**
+ * What a message-queue source carries, whichever broker: S3 event records
+ * (MinIO's AMQP and NATS targets publish them) for objects of `bucket`, and
+ * job requests. The filters apply to the records as on a bucket source.
+ */
+const messageFilters = {
+  bucket: z.string().min(3).max(63)
+    .describe('Bucket the records are about and job request paths resolve in (objects read with MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY)'),
+  prefix: z.string().default('').describe('Only object keys starting with this prefix'),
+  suffix: z.string().default('').describe('Only object keys ending with this suffix'),
+  include: globList.default(['**/*']).describe('Only keys (relative to prefix) matching one of these globs'),
+  exclude: globList.default([]).describe('Keys (relative to prefix) matching one of these globs are never processed'),
+};
+
+const amqpSource = z.strictObject({
+  type: z.literal('amqp'),
+  url: z.string().regex(/^amqps?:\/\//, 'an amqp:// or amqps:// URL').describe('Broker URL, e.g. amqp://user:password@host:5672/vhost'),
+  queue: z.string().min(1).max(255).describe('Durable queue consumed (declared if missing, with its dead-letter queue "<queue>.dead-letter")'),
+  exchange: z.string().min(1).max(255).optional()
+    .describe('Exchange the queue is bound to; it must exist (MinIO\'s AMQP target declares it)'),
+  routingKey: z.string().default('#').describe('Binding key, with `exchange`'),
+  prefetch: z.int().min(1).max(10_000).default(16).describe('Messages delivered and not yet acknowledged at once'),
+  ...messageFilters,
+});
+
+const natsSource = z.strictObject({
+  type: z.literal('nats'),
+  servers: z.string().regex(/^(nats|tls):\/\//, 'nats:// or tls:// URLs, comma-separated').describe('NATS servers, e.g. nats://host:4222 (comma-separated)'),
+  stream: z.string().regex(/^[^.*>\s]+$/, 'a stream name (no ".", "*", ">" or spaces)').describe('JetStream stream read; it must exist'),
+  consumer: z.string().regex(/^[^.*>\s]+$/, 'a consumer name (no ".", "*", ">" or spaces)').describe('Durable pull consumer (created if missing; if present, reused with its ack wait and deliveries set to ackWaitMs and maxDeliver)'),
+  ackWaitMs: z.int().min(1000).default(60_000).describe('A message not acknowledged within this is delivered again'),
+  maxDeliver: z.int().min(1).max(1000).default(10).describe('Deliveries of one message before it is given up'),
+  ...messageFilters,
+});
+
 const keyTemplate = z.string().min(1).default('{dir}/{name}/{id}.{ext}')
   .describe('Output key template: {dir} {name} {ext} {id} {sha256} {pipeline}');
 
@@ -55,7 +90,7 @@ export const pipelineSchema = z.strictObject({
   version: z.literal(1).default(1).describe('Pipeline format version'),
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-", starting with a letter or digit')
     .max(100).describe('Unique pipeline name, used in logs, metrics and {pipeline}'),
-  source: z.discriminatedUnion('type', [folderSource, bucketSource]).describe('Where inputs come from'),
+  source: z.discriminatedUnion('type', [folderSource, bucketSource, amqpSource, natsSource]).describe('Where inputs come from'),
   steps: z.array(stepSchema).min(1).describe('What to make from each input; each step writes one output'),
   output: z.discriminatedUnion('type', [folderOutput, bucketOutput]).describe('Where results are written'),
   onDelete: z.enum(['keep', 'delete-outputs']).default('keep')

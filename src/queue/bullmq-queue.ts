@@ -2,7 +2,7 @@ import { DelayedError, Queue, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import PQueue from 'p-queue';
 import { MediaflowError } from '../errors.js';
-import { maskUrl } from '../ledger/postgres-ledger.js';
+import { maskUrl } from '../urls.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { RunResult, WorkItem, WorkQueue } from './queue.js';
 

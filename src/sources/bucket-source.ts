@@ -26,7 +26,7 @@ const MAX_PENDING = 10_000;
 
 export const isMediaflowOutput = (entry: StoreEntry): boolean => entry.metadata?.['mediaflow-output'] !== undefined;
 
-type ListenObject = { key?: string; size?: number; eTag?: string; contentType?: string; userMetadata?: Record<string, string> };
+type ListenObject = { key?: string; size?: number; eTag?: string; contentType?: string; userMetadata?: Record<string, string>; sequencer?: string };
 type ListenRecord = { eventName?: string; eventTime?: string; s3?: { object?: ListenObject } };
 
 /** How long start and reconnects wait for MinIO to answer the listen request before listing anyway. */
@@ -210,7 +210,7 @@ export class BucketSource implements Source {
     if (record.eventName?.startsWith('s3:ObjectRemoved:')) {
       const known = this.seen.get(key);
       this.seen.delete(key);
-      if (!known?.output) await this.emit('removed', { store: this.name, key });
+      if (!known?.output) await this.emit('removed', { store: this.name, key, sequencer: obj.sequencer });
       return;
     }
     if (!record.eventName?.startsWith('s3:ObjectCreated:')) return;
@@ -220,7 +220,7 @@ export class BucketSource implements Source {
     if (obj.eTag) this.seen.set(key, { etag: obj.eTag, output });
     if (output) return;
     const changedAtMs = record.eventTime ? Date.parse(record.eventTime) : undefined;
-    await this.emit('created', { store: this.name, key, size: entry.size, etag: obj.eTag, contentType: obj.contentType, mtimeMs: changedAtMs, changedAtMs });
+    await this.emit('created', { store: this.name, key, size: entry.size, etag: obj.eTag, contentType: obj.contentType, mtimeMs: changedAtMs, changedAtMs, sequencer: obj.sequencer });
   }
 
   /** Lists the bucket and emits `created` for every non-output object. One at a time; a request during a run queues one more run. */

@@ -1,3 +1,4 @@
+import type { JobRequest } from '../events/job-request.js';
 import type { MediaEvent } from '../events/media-event.js';
 
 /**
@@ -9,7 +10,13 @@ import type { MediaEvent } from '../events/media-event.js';
  */
 export interface Source {
   readonly name: string;
-  start(emit: (event: MediaEvent) => Promise<void>): Promise<void>;
+  /**
+   * `submit`: a job request (what POST /v1/jobs takes) for the message-queue
+   * sources; like `emit`, it resolves once the job is recorded in the ledger.
+   * start() resolves once the source is listening, or, for a broker that
+   * cannot be reached yet, once that is logged (it goes on trying).
+   */
+  start(emit: (event: MediaEvent) => Promise<void>, submit: (request: JobRequest) => Promise<void>): Promise<void>;
   stop(): Promise<void>;
   /** True while connected / watching (for /readyz). */
   readonly ready: boolean;

@@ -1,7 +1,9 @@
 import type { Client } from 'minio';
 import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
+import { AmqpSource } from '../sources/amqp-source.js';
 import { BucketSource } from '../sources/bucket-source.js';
+import { NatsSource } from '../sources/nats-source.js';
 import { FolderSource } from '../sources/folder-source.js';
 import type { Source } from '../sources/source.js';
 import { BucketStore } from './bucket-store.js';
@@ -77,10 +79,18 @@ export class StoreRegistry {
           reconcileIntervalMs: src.reconcileIntervalMs,
           logger: this.logger,
         }));
-      } else if (!existing) {
-        sources.set(name, new BucketSource({
-          client: this.minio(), bucket: src.bucket, reconcileIntervalMs: src.reconcileIntervalMs, logger: this.logger,
-        }));
+      } else if (src.type === 'bucket') {
+        if (!existing || !(existing instanceof BucketSource)) {
+          sources.set(name, new BucketSource({
+            client: this.minio(), bucket: src.bucket, reconcileIntervalMs: src.reconcileIntervalMs, logger: this.logger,
+          }));
+        }
+      } else {
+        // One consumer per queue or durable consumer, however many pipelines read it: the router gives each its records.
+        const source = src.type === 'amqp'
+          ? new AmqpSource({ url: src.url, queue: src.queue, exchange: src.exchange, routingKey: src.routingKey, prefetch: src.prefetch, logger: this.logger })
+          : new NatsSource({ servers: src.servers, stream: src.stream, consumer: src.consumer, ackWaitMs: src.ackWaitMs, maxDeliver: src.maxDeliver, logger: this.logger });
+        if (!sources.has(source.name)) sources.set(source.name, source);
       }
     }
     return [...sources.values()];

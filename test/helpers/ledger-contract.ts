@@ -312,6 +312,29 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       }
     });
 
+    it('keeps the newest event sequencer per key: an older one arriving later is told so, across connections', async () => {
+      const l = fixture.open();
+      const other = await fixture.another();
+      try {
+        expect(await l.seeSequencer('bucket:b', 'a.jpg', '17A2B3C4D5E6F700')).toBe(true);
+        expect(await other.seeSequencer('bucket:b', 'a.jpg', '17A2B3C4D5E6F6FF')).toBe(false); // older
+        expect(await l.seeSequencer('bucket:b', 'a.jpg', '17a2b3c4d5e6f700')).toBe(true); // the same again (a duplicate)
+        expect(await other.seeSequencer('bucket:b', 'a.jpg', '17A2B3C4D5E6F701')).toBe(true);
+        expect(await l.seeSequencer('bucket:b', 'a.jpg', '17A2B3C4D5E6F700')).toBe(false);
+        // Longer is later (AWS's grow in length); another key or store has its own order.
+        expect(await l.seeSequencer('bucket:b', 'a.jpg', '0017A2B3C4D5E6F70100')).toBe(true);
+        expect(await l.seeSequencer('bucket:b', 'b.jpg', '01')).toBe(true);
+        expect(await l.seeSequencer('bucket:c', 'a.jpg', '01')).toBe(true);
+        // Racing: of many at once, the newest is the one that stands.
+        const seqs = Array.from({ length: 20 }, (_, i) => (0x100 + i).toString(16));
+        await Promise.all(seqs.map((q, i) => (i % 2 ? l : other).seeSequencer('bucket:b', 'race.jpg', q)));
+        expect(await l.seeSequencer('bucket:b', 'race.jpg', seqs[18]!)).toBe(false);
+        expect(await l.seeSequencer('bucket:b', 'race.jpg', seqs[19]!)).toBe(true);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('a newer version supersedes the other waiting jobs of its key; running, done and other keys stay', async () => {
       const l = fixture.open();
       const older = (await l.upsert(job('a.jpg'))).job;

@@ -13,6 +13,7 @@ import { Metrics } from '../../src/metrics.js';
 import type { LoadedPipeline } from '../../src/pipeline/load.js';
 import { Service } from '../../src/service.js';
 import { fixture, sha256 } from '../helpers/fixtures.js';
+import { eventSchemaErrors } from '../helpers/event-schema.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 
@@ -92,7 +93,8 @@ describe('completion events', () => {
       expect(r.eventId).toBe(completed[0]!.id);
     }
     const manifest = JSON.parse(manifestText) as CompletionEvent;
-    expect(manifest).toMatchObject({ specversion: '1.0', type: 'mediaflow.input.completed', subject: 'trip/a.jpg', id: completed[0]!.id });
+    expect(manifest).toMatchObject({ specversion: '1.0', type: 'dev.mediaflow.input.completed.v1', subject: 'trip/a.jpg', id: completed[0]!.id });
+    expect(eventSchemaErrors(manifest)).toEqual([]); // what a receiver checks against the shipped schema
     expect(manifest.data.input).toMatchObject({ store: `folder:${ws.inbox}`, key: 'trip/a.jpg', sha256: sha256(readFileSync(fixture('Portrait_1.jpg'))) });
     expect(manifest.data.state).toBe('partial');
     const byName = Object.fromEntries(manifest.data.pipelines.map((p) => [p.pipeline, p]));

@@ -9,6 +9,7 @@ import { Metrics, workerId } from '../../src/metrics.js';
 import type { LoadedPipeline } from '../../src/pipeline/load.js';
 import { Service } from '../../src/service.js';
 import { fixture } from '../helpers/fixtures.js';
+import { eventSchemaErrors } from '../helpers/event-schema.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
 
@@ -138,6 +139,22 @@ describe('POST /v1/jobs and GET /v1/jobs/:id', () => {
     const job = await waitFor('job done', async () => { const j = await getJob(id); return j.state === 'done' && j; });
     expect(job).toMatchObject({ id, pipeline: 'test', attempts: 1, error: null, input: { key: 'trip/a b.jpg', store: `folder:${ws.inbox}` } });
     expect(job.outputs).toEqual([expect.objectContaining({ stepId: 'thumb', key: 'trip/a b/thumb.png', width: 64 })]);
+  });
+
+  it('takes the request as a CloudEvent too (docs/EVENTS.md), with JSON paths into it when it is wrong', async () => {
+    setup();
+    drop('Landscape_6.jpg', 'ce.jpg');
+    const event = { specversion: '1.0', id: 'req-1', source: 'test', type: 'dev.mediaflow.job.requested.v1', data: { pipeline: 'test', path: 'ce.jpg' } };
+    expect(eventSchemaErrors(event)).toEqual([]);
+    const res = await postJob(event);
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await waitFor('job done', async () => { const j = await getJob(res.json().id); return j.state === 'done' && j; });
+    expect(job).toMatchObject({ pipeline: 'test', input: { key: 'ce.jpg' } });
+    const wrong = await postJob({ ...event, data: { pipeline: 'test', path: 'ce.jpg', colour: 'red' } });
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.json().message).toMatch(/\$\.data: .*colour/);
+    const badType = await postJob({ ...event, type: 'dev.mediaflow.job.requested.v9' });
+    expect(badType.json().message).toMatch(/\$\.type: /);
   });
 
   it('takes a file whose name starts with dots ("...jpg"): inside the folder, not "outside" it', async () => {

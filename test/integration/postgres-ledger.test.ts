@@ -1,6 +1,7 @@
 /** The shared ledger on the machine's real PostgreSQL: the same contract as SQLite, plus what only a server has. */
 import { expect, it } from 'vitest';
-import { PostgresLedger, maskUrl } from '../../src/ledger/postgres-ledger.js';
+import { PostgresLedger } from '../../src/ledger/postgres-ledger.js';
+import { maskUrl } from '../../src/urls.js';
 import { openLedger } from '../../src/ledger/open.js';
 import { describeLedgerContract } from '../helpers/ledger-contract.js';
 import { describePostgres, POSTGRES_URL, testSchema } from '../helpers/postgres.js';
@@ -24,11 +25,11 @@ describePostgres('PostgreSQL ledger', () => {
     const s = testSchema();
     try {
       const ledgers = await Promise.all(Array.from({ length: 4 }, () => PostgresLedger.connect({ url: s.url })));
-      for (const l of ledgers) expect(await l.schemaVersion()).toBe(5);
+      for (const l of ledgers) expect(await l.schemaVersion()).toBe(6);
       expect(ledgers[0]!.schema).toBe(s.schema);
       await Promise.all(ledgers.map((l) => l.close()));
       const again = await PostgresLedger.connect({ url: s.url });
-      expect(await again.schemaVersion()).toBe(5);
+      expect(await again.schemaVersion()).toBe(6);
       await again.close();
     } finally {
       await s.drop();

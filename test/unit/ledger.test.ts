@@ -72,7 +72,7 @@ describe('SqliteLedger migrations', () => {
       copyFileSync(fixture('ledger-0.1.0/ledger.sqlite'), path.join(old, 'ledger.sqlite'));
       const l = new SqliteLedger(old);
       try {
-        expect(l.schemaVersion).toBe(5);
+        expect(l.schemaVersion).toBe(6);
         expect(await l.counts()).toMatchObject({ queued: 1, done: 1, dead: 1, skipped: 0 });
         expect(await l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, size: null, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
         expect(await l.get(2)).toMatchObject({ key: 'b.jpg', state: 'dead', error: 'b.jpg: corrupt or truncated image' });
@@ -87,7 +87,7 @@ describe('SqliteLedger migrations', () => {
       }
       // Opening again applies nothing twice.
       const again = new SqliteLedger(old);
-      expect(again.schemaVersion).toBe(5);
+      expect(again.schemaVersion).toBe(6);
       expect((await again.counts()).done).toBe(1);
       await again.close();
     } finally {
@@ -99,6 +99,6 @@ describe('SqliteLedger migrations', () => {
     const db = new Database(path.join(dir, 'ledger.sqlite'));
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(5\); upgrade mediaflow/);
+    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(6\); upgrade mediaflow/);
   });
 });

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { eventsJsonSchema } from '../../src/events/event-schema.js';
 import { describe, expect, it } from 'vitest';
 import { PipelineError } from '../../src/errors.js';
 import { loadPipelines, parsePipeline } from '../../src/pipeline/load.js';
@@ -69,6 +70,22 @@ describe('pipeline validation', () => {
     expect(() => parsePipeline('p.json', JSON.stringify({ ...base, output: { type: 'folder', path: './inbox-out' } }), '/srv')).not.toThrow();
   });
 
+  it('checks the message-queue sources like the others: path-precise errors, defaults, loops into their bucket', () => {
+    const amqp = { type: 'amqp', url: 'amqp://guest:guest@127.0.0.1:5672', queue: 'uploads', bucket: 'media' };
+    const nats = { type: 'nats', servers: 'nats://127.0.0.1:4222', stream: 'MEDIA', consumer: 'mediaflow', bucket: 'media' };
+    const out = { type: 'bucket', bucket: 'derived' };
+    expect(parsePipeline('p.json', JSON.stringify({ ...base, source: amqp, output: out }), '/srv').source).toMatchObject({ routingKey: '#', prefetch: 16, prefix: '', include: ['**/*'] });
+    expect(parsePipeline('p.json', JSON.stringify({ ...base, source: nats, output: out }), '/srv').source).toMatchObject({ ackWaitMs: 60_000, maxDeliver: 10 });
+    expect(problems({ ...base, source: { ...amqp, url: 'http://127.0.0.1' }, output: out })[0]).toMatchObject({ path: '$.source.url', message: expect.stringContaining('amqp://') });
+    expect(problems({ ...base, source: { ...amqp, queue: undefined }, output: out })[0]).toMatchObject({ path: '$.source.queue' });
+    expect(problems({ ...base, source: { ...amqp, prefetch: 0 }, output: out })[0]).toMatchObject({ path: '$.source.prefetch' });
+    expect(problems({ ...base, source: { ...nats, stream: 'a.b' }, output: out })[0]).toMatchObject({ path: '$.source.stream' });
+    expect(problems({ ...base, source: { ...nats, bucket: undefined }, output: out })[0]).toMatchObject({ path: '$.source.bucket' });
+    expect(problems({ ...base, source: { ...nats, servers: 'nats://x', topic: 'y' }, output: out })[0]).toMatchObject({ path: '$.source.topic' });
+    // Its bucket's notifications come through the queue: outputs into that bucket, not excluded, would loop.
+    expect(problems({ ...base, source: amqp, output: { type: 'bucket', bucket: 'media', prefix: 'derived/' } })[0]!.path).toBe('$.output');
+  });
+
   it('reports bad JSON with the file name', () => {
     expect(() => parsePipeline('broken.json', '{ "name": ', '/srv')).toThrow(/broken\.json: \$: not valid JSON/);
   });
@@ -122,5 +139,12 @@ describe('schema/pipeline.schema.json', () => {
   it('is in sync with the validator (run `npm run schema` to regenerate)', () => {
     const committed = JSON.parse(readFileSync(path.resolve('schema/pipeline.schema.json'), 'utf8'));
     expect(committed).toEqual(pipelineJsonSchema());
+  });
+});
+
+describe('schema/events.schema.json', () => {
+  it('is in sync with the event validators (run `npm run schema` to regenerate)', () => {
+    const committed = JSON.parse(readFileSync(path.resolve('schema/events.schema.json'), 'utf8'));
+    expect(committed).toEqual(eventsJsonSchema());
   });
 });
