@@ -16,13 +16,15 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import {
-  buildOnce, envInt, load, median, memoryOf, printTable, removeDir, ROOT, round, saveResult, sleep, spawnChild, tempDir, waitForLine, waitForOutputs,
+  buildOnce, cpuSecondsOf, envInt, load, median, memoryOf, printTable, removeDir, ROOT, round, saveResult, sleep, spawnChild, tempDir, waitForLine, waitForOutputs,
 } from './lib/common.js';
 import { folderPipeline, writePipeline } from './lib/mediaflow.js';
 import { moveAll, writeCopies } from './lib/inputs.js';
 
 const N = envInt('BENCH_SCALE_N', 300);
 const ROUNDS = envInt('BENCH_SCALE_ROUNDS', 3);
+/** Jobs at once in each process (embedded and each worker alike). */
+const CONCURRENCY = envInt('BENCH_SCALE_CONCURRENCY', 2);
 const PG_URL = process.env.MEDIAFLOW_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MEDIAFLOW_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const BIN = path.join(ROOT, 'bin/mediaflow.js');
@@ -47,6 +49,14 @@ async function pgTransactions() {
   }
 }
 
+/** CPU seconds so far of each part: the workers, the sources process, Redis and PostgreSQL (every process of theirs on this machine). */
+function cpuByPart(workers, procs) {
+  const sum = (pids) => pids.reduce((a, pid) => a + (cpuSecondsOf(pid) || 0), 0);
+  const pidsOf = (name) => { try { return execFileSync('pgrep', ['-x', name], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number); } catch { return []; } };
+  const sources = procs.filter((p) => !workers.includes(p));
+  return { workers: sum(workers.map((w) => w.pid)), sources: sum(sources.map((p) => p.pid)), redis: sum(pidsOf('redis-server')), postgres: sum(pidsOf('postgres')) };
+}
+
 /** `mediaflow run` pinned to `cpus` (null: not pinned); resolves once it is running. */
 async function start(cpus, args, env) {
   const cmd = cpus === null ? process.execPath : 'taskset';
@@ -66,7 +76,7 @@ async function run(kind, r) {
   const schema = `mf_bench_${randomBytes(4).toString('hex')}`;
   const prefix = `mf-bench-${randomBytes(4).toString('hex')}`;
   const env = kind === 'E' ? {} : { MEDIAFLOW_LEDGER: `${PG_URL}?schema=${schema}`, MEDIAFLOW_QUEUE: `${REDIS_URL}?prefix=${prefix}` };
-  const common = ['--pipelines', pipelines, '--concurrency', '2'];
+  const common = ['--pipelines', pipelines, '--concurrency', String(CONCURRENCY)];
   const procs = [];
   let workers = [];
   if (kind === 'E') workers = [await start('0', [...common, '--data', path.join(dir, 'data')], env)];
@@ -76,6 +86,7 @@ async function run(kind, r) {
     procs.push(await start(null, [...common, '--role', 'sources', '--data', path.join(dir, 'data-s')], env));
   }
   procs.push(...workers);
+  const cpu0 = cpuByPart(workers, procs);
   const redis0 = kind === 'E' ? 0 : redisCommands();
   const pg0 = kind === 'E' ? 0 : await pgTransactions();
   const t0 = Date.now();
@@ -83,6 +94,8 @@ async function run(kind, r) {
   const { lastMs } = await waitForOutputs(out, N);
   const seconds = (lastMs - t0) / 1000;
   const rss = workers.map((w) => memoryOf(w.pid).peakRssMb);
+  const cpu1 = cpuByPart(workers, procs);
+  const cpuMsPerJob = Object.fromEntries(Object.keys(cpu1).map((k) => [k, round(((cpu1[k] - cpu0[k]) * 1000) / N, 2)]));
   for (const p of procs) await p.stop();
   const perJob = kind === 'E' ? {} : { redisCommands: round((redisCommands() - redis0) / N), pgTransactions: round((await pgTransactions() - pg0) / N) };
   await moveAll(inbox, stage, names); // the same files again next run
@@ -94,7 +107,7 @@ async function run(kind, r) {
     execFileSync('sh', ['-c', `redis-cli -u '${REDIS_URL}' --scan --pattern '${prefix}:*' | xargs -r redis-cli -u '${REDIS_URL}' DEL > /dev/null`]);
   }
   await removeDir(dir);
-  const result = { kind, imgPerSec: round(N / seconds), seconds: round(seconds, 2), peakRssMb: rss, ...perJob };
+  const result = { kind, imgPerSec: round(N / seconds), seconds: round(seconds, 2), peakRssMb: rss, ...perJob, cpuMsPerJob };
   console.log(JSON.stringify(result));
   return result;
 }
