@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { MediaflowError } from '../errors.js';
@@ -49,6 +50,33 @@ const isConflict = (err: unknown): boolean => ['40P01', '40001'].includes((err a
 
 type Released = { sha256: string; fingerprint: string };
 
+/**
+ * A client that prepares every parameterised statement once per connection
+ * (named by a hash of its text) instead of having the server parse and plan
+ * it on every call: the ledger runs a handful of fixed statements thousands
+ * of times (PostgreSQL's CPU per job fell from 3.7–4.8 ms to 2.2–3.0 ms in
+ * bench/scale.js). Statements without parameters (BEGIN, COMMIT, migrations, which
+ * may hold several commands) go as they are.
+ */
+class PreparingClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    // A connection cut while it is checked out (a database restart mid-transaction) emits 'error' on the
+    // client as well as failing its query; the pool listens only while a client is idle, and an 'error'
+    // nobody listens for ends the process. The failed query is what the ledger acts on (it retries).
+    this.on('error', () => {});
+  }
+
+  override query(...args: unknown[]): never {
+    const [text, values, callback] = args;
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0) {
+      const name = `mf_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+      return (super.query as (...a: unknown[]) => never)({ name, text, values }, callback);
+    }
+    return (super.query as (...a: unknown[]) => never)(...args);
+  }
+}
+
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** BIGINT columns (ids, times in ms) come back as numbers: every value here stays far below 2^53. */
@@ -93,6 +121,7 @@ export class PostgresLedger implements Ledger {
       options: `-c search_path=${schema}`,
       types,
       application_name: 'mediaflow',
+      Client: PreparingClient,
     });
     // An idle connection that drops (a database restart) must not end the process: the next query reconnects.
     pool.on('error', () => {});

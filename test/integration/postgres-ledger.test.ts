@@ -5,6 +5,9 @@ import { maskUrl } from '../../src/urls.js';
 import { openLedger } from '../../src/ledger/open.js';
 import { describeLedgerContract } from '../helpers/ledger-contract.js';
 import { describePostgres, POSTGRES_URL, testSchema } from '../helpers/postgres.js';
+import { startOwnPostgres } from '../helpers/own-servers.js';
+import { waitFor } from '../helpers/wait.js';
+import type { CompletionRule } from '../../src/ledger/ledger.js';
 
 describePostgres('PostgreSQL ledger', () => {
   describeLedgerContract('PostgreSQL', async () => {
@@ -35,6 +38,34 @@ describePostgres('PostgreSQL ledger', () => {
       await s.drop();
     }
   });
+
+  it('a database stopped in the middle of transactions: they wait for it and finish; nothing throws out of the pool', async () => {
+    const pg = await startOwnPostgres();
+    const ledger = await PostgresLedger.connect({ url: pg.url, poolSize: 4 });
+    try {
+      const rule: CompletionRule = { pipelines: new Map([['p', 'f']]), draft: ([j]) => ({ eventId: `e${j!.id}`, body: '{}', manifests: [], targets: [{ url: 'http://127.0.0.1:9/' }], owner: 'host-1-1' }) };
+      const jobs = [];
+      for (let i = 0; i < 60; i++) {
+        const { job } = await ledger.upsert({ pipeline: 'p', fingerprint: 'f', store: 'folder:/in', key: `${i}.jpg`, relKey: `${i}.jpg`, version: 'v1' });
+        jobs.push((await ledger.startAttempt(job.id)) as { id: number });
+      }
+      // Ends one after another, four at a time, while the server goes away under them (connections cut mid-transaction).
+      let next = 0;
+      const ends = Array.from({ length: 4 }, async () => {
+        while (next < jobs.length) await ledger.finish(jobs[next++]!.id, { state: 'done', outputs: [], deduplicated: false }, rule);
+      });
+      await waitFor('some ended', async () => next >= 8, 10_000, 1);
+      await pg.down();
+      await new Promise((r) => setTimeout(r, 1000));
+      await pg.up();
+      await Promise.all(ends);
+      expect((await ledger.counts()).done).toBe(60);
+      expect(await ledger.outbox()).toHaveLength(60);
+    } finally {
+      await ledger.close();
+      await pg.stop();
+    }
+  }, 60_000);
 
   it('an unreachable server or a wrong URL: one clear error naming the URL, password masked', async () => {
     await expect(openLedger({ url: 'postgres://mediaflow:s3cret@127.0.0.1:1/test', dataDir: '/nonexistent' }))

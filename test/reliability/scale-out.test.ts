@@ -212,7 +212,10 @@ describePostgres('scale-out (real PostgreSQL)', () => {
       await waitFor('30 done', async () => (await ledger.counts()).done >= 30, 60_000, 20);
       const ready = async (p: RunningService) => {
         // A process that died is a failure of its own, not a probe to retry: say so with its log.
-        if (!p.alive) throw new Error(`process exited:\n${p.logTail(40)}`);
+        if (!p.alive) {
+          await new Promise((r) => setTimeout(r, 500)); // its last stderr lines arrive after the exit
+          throw new Error(`process exited:\n${p.logTail(40)}`);
+        }
         const res = await fetch(`${p.url}/readyz`, { signal: AbortSignal.timeout(15_000) });
         return { status: res.status, ...(await res.json() as { ledger: boolean; queue: boolean }) };
       };
