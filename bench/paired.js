@@ -15,7 +15,7 @@
 // what is left per image is mediaflow's own overhead.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { buildOnce, cpuSecondsOf, machineCounters, machineSince, envInt, median, printTable, removeDir, ROOT, round, saveResult, spawnChild, tempDir, waitForLine, waitForOutputs } from './lib/common.js';
+import { buildOnce, cpuSecondsOf, machineCounters, machineSince, memoryOf, envInt, median, printTable, removeDir, ROOT, round, saveResult, spawnChild, tempDir, waitForLine, waitForOutputs } from './lib/common.js';
 import { moveAll, smallJpeg, writeCopies } from './lib/inputs.js';
 import { folderPipeline, startMediaflow, writePipeline } from './lib/mediaflow.js';
 
@@ -46,7 +46,7 @@ async function mediaflow(v) {
     const { lastMs } = await waitForOutputs(out, N, { pollMs: 500, alive: () => proc.alive });
     const m = machineSince(m0, N); const c1 = cpuSecondsOf(proc.pid) * 1000; const b1 = benchCpuMs();
     return {
-      imagesPerSecond: N / ((lastMs - t0) / 1000), ...m,
+      imagesPerSecond: N / ((lastMs - t0) / 1000), ...m, peakRssMb: memoryOf(proc.pid).peakRssMb,
       cpuMsPerImage: (c1 - c0) / N, benchCpuMsPerImage: (b1 - b0) / N,
     };
   } finally {
@@ -65,7 +65,7 @@ async function bare(v) {
   const r = await waitForLine(proc, (l) => (l.startsWith('{') ? JSON.parse(l) : null), 3_600_000, 'result line');
   const m = machineSince(m0, N);
   await removeDir(out);
-  return { imagesPerSecond: r.imagesPerSecond, ...m, cpuMsPerImage: r.cpuSeconds * 1000 / N, benchCpuMsPerImage: 0 };
+  return { imagesPerSecond: r.imagesPerSecond, ...m, cpuMsPerImage: r.cpuSeconds * 1000 / N, benchCpuMsPerImage: 0, peakRssMb: NaN };
 }
 
 const runs = Object.fromEntries(variants.map((v) => [v.name, []]));
@@ -73,13 +73,13 @@ for (let r = 0; r < REPEAT; r++) {
   for (const v of r % 2 ? [...variants].reverse() : variants) {
     const res = v.bare ? await bare(v) : await mediaflow(v);
     runs[v.name].push(res);
-    console.log(`round ${r + 1}/${REPEAT} ${v.name}: ${round(res.imagesPerSecond)} img/s, idle ${round(res.idle * 100)} %, steal ${round(res.steal * 100)} %, ${round(res.switchesPerItem)} switches/img, CPU ${round(res.cpuMsPerImage, 2)} ms/img`);
+    console.log(`round ${r + 1}/${REPEAT} ${v.name}: ${round(res.imagesPerSecond)} img/s, idle ${round(res.idle * 100)} %, steal ${round(res.steal * 100)} %, ${round(res.switchesPerItem)} switches/img, CPU ${round(res.cpuMsPerImage, 2)} ms/img, peak RSS ${res.peakRssMb} MB`);
   }
 }
 await removeDir(root);
 const m = (name, f) => median(runs[name].map(f));
 printTable(`Paired runs: ${N} ${tiny ? '64x48' : 'bench'} images, median of ${REPEAT} rounds (idle: the machine's, from the first input to the last output plus the bench's final 0.25-0.5 s check)`,
-  ['variant', 'img/s', 'idle %', 'steal %', 'switches/img', 'CPU ms/img', 'bench CPU ms/img'],
+  ['variant', 'img/s', 'idle %', 'steal %', 'switches/img', 'CPU ms/img', 'bench CPU ms/img', 'peak RSS MB'],
   variants.map((v) => [v.name, round(m(v.name, (x) => x.imagesPerSecond)), round(m(v.name, (x) => x.idle * 100)), round(m(v.name, (x) => x.steal * 100)), round(m(v.name, (x) => x.switchesPerItem)),
-    round(m(v.name, (x) => x.cpuMsPerImage), 2), round(m(v.name, (x) => x.benchCpuMsPerImage), 2)]));
+    round(m(v.name, (x) => x.cpuMsPerImage), 2), round(m(v.name, (x) => x.benchCpuMsPerImage), 2), round(m(v.name, (x) => x.peakRssMb))]));
 await saveResult('paired', { n: N, repeat: REPEAT, tiny, variants, runs });
