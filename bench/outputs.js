@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Several outputs from one input: the ways a bare loop can feed them, side by
+// side, for several output mixes, and mediaflow with the same steps.
+//   naive      one decode per output: sharp(input) -> resize -> encode, for each output
+//              (sharp's shrink-on-load makes each decode cheap for a small output of a JPEG)
+//   clone      sharp(input) once, .clone() per output (sharp decodes again per clone)
+//   raw-once   one decode to raw pixels at the largest output's size, each output resized
+//              and encoded from those pixels (a true single decode; outputs not
+//              pixel-identical to naive: the mean absolute difference is reported)
+//   mediaflow  `mediaflow run`, folder in -> folder out, the mix as its steps
+// Inputs: BENCH_OUTPUTS_N (60) unique copies of the bench photo (2725x2225 JPEG),
+// 4 inputs in flight for the loops (the bare loop's best on 2 cores, docs/BENCHMARKS.md),
+// mediaflow at its defaults. BENCH_REPEAT (3) rounds, the order reversed every other round.
+//
+//   BENCH_OUTPUTS_N=60 BENCH_REPEAT=3 node bench/outputs.js
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { buildOnce, envInt, median, printTable, removeDir, round, saveResult, tempDir, waitForOutputs, cpuSecondsOf } from './lib/common.js';
+import { moveAll, writeCopies } from './lib/inputs.js';
+import { folderPipeline, startMediaflow, writePipeline } from './lib/mediaflow.js';
+
+const N = envInt('BENCH_OUTPUTS_N', 60);
+const REPEAT = envInt('BENCH_REPEAT', 3);
+const IN_FLIGHT = 4;
+
+/** Output mixes: [width, format] each, as pipeline steps would ask (fit inside, no enlargement). */
+const MIXES = {
+  small: [[160, 'jpeg'], [320, 'webp'], [640, 'webp']],
+  mixed: [[160, 'jpeg'], [640, 'webp'], [1280, 'jpeg']],
+  avif: [[160, 'jpeg'], [640, 'webp'], [1280, 'avif']],
+};
+
+const resize = (w) => ({ width: w, height: w, fit: 'inside', withoutEnlargement: true });
+const encode = (img, format) => img.toFormat(format, format === 'avif' ? { quality: 50, effort: 4 } : { quality: 80 });
+
+const strategies = {
+  async naive(input, mix) {
+    const out = [];
+    for (const [w, f] of mix) out.push(await encode(sharp(input).rotate().resize(resize(w)), f).toBuffer());
+    return out;
+  },
+  async clone(input, mix) {
+    const base = sharp(input).rotate();
+    return Promise.all(mix.map(([w, f]) => encode(base.clone().resize(resize(w)), f).toBuffer()));
+  },
+  async 'raw-once'(input, mix) {
+    const largest = Math.max(...mix.map(([w]) => w));
+    const { data, info } = await sharp(input).rotate().resize(resize(largest)).raw().toBuffer({ resolveWithObject: true });
+    const raw = { raw: { width: info.width, height: info.height, channels: info.channels } };
+    return Promise.all(mix.map(([w, f]) => encode(sharp(data, raw).resize(resize(w)), f).toBuffer()));
+  },
+};
+
+async function loop(name, inputs, mix) {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (next < inputs.length) await strategies[name](inputs[next++], mix);
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { imgPerSec: inputs.length / seconds, cpuMsPerImg: (cpu.user + cpu.system) / 1000 / inputs.length };
+}
+
+/** Mean absolute difference (0–255) of two encoded images, decoded at the first one's size. */
+async function difference(a, b) {
+  const A = await sharp(a).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const B = await sharp(b).removeAlpha().resize(A.info.width, A.info.height, { fit: 'fill' }).raw().toBuffer();
+  let sum = 0;
+  for (let i = 0; i < A.data.length; i++) sum += Math.abs(A.data[i] - B[i]);
+  return sum / A.data.length;
+}
+
+buildOnce();
+const root = await tempDir('outputs');
+const stage = path.join(root, 'stage');
+const names = await writeCopies(stage, N);
+const inputs = await Promise.all(names.map((n) => readFile(path.join(stage, n))));
+let k = 0;
+
+async function mediaflow(mix) {
+  const dir = path.join(root, `run-${k++}`);
+  const inbox = path.join(dir, 'inbox');
+  const out = path.join(dir, 'out');
+  await mkdir(inbox, { recursive: true });
+  const steps = mix.map(([w, f], i) => ({ id: `o${i}`, use: 'thumbnail', width: w, height: w, fit: 'inside', format: f, quality: f === 'avif' ? 50 : 80 }));
+  const pipelines = await writePipeline(path.join(dir, 'pipelines'), folderPipeline({ inbox, out, steps, key: '{name}/{id}.{ext}' }));
+  const proc = await startMediaflow({ pipelines, data: path.join(dir, 'data') });
+  try {
+    const c0 = cpuSecondsOf(proc.pid);
+    const t0 = Date.now();
+    await moveAll(stage, inbox, names);
+    const { lastMs } = await waitForOutputs(out, N * mix.length, { pollMs: 500, alive: () => proc.alive });
+    return { imgPerSec: N / ((lastMs - t0) / 1000), cpuMsPerImg: ((cpuSecondsOf(proc.pid) - c0) * 1000) / N };
+  } finally {
+    await proc.stop();
+    await moveAll(inbox, stage, names);
+    await removeDir(dir);
+  }
+}
+
+const contenders = [...Object.keys(strategies), 'mediaflow'];
+const results = {};
+const quality = {};
+for (const [mixName, mix] of Object.entries(MIXES)) {
+  results[mixName] = Object.fromEntries(contenders.map((c) => [c, []]));
+  // Quality: each output of raw-once against naive's, on the first input.
+  const [naive, once] = [await strategies.naive(inputs[0], mix), await strategies['raw-once'](inputs[0], mix)];
+  quality[mixName] = await Promise.all(naive.map((n, i) => difference(n, once[i]).then((d) => round(d, 2))));
+  for (let r = 0; r < REPEAT; r++) {
+    for (const c of r % 2 ? [...contenders].reverse() : contenders) {
+      const res = c === 'mediaflow' ? await mediaflow(mix) : await loop(c, inputs, mix);
+      results[mixName][c].push(res);
+      console.log(`${mixName} round ${r + 1}/${REPEAT} ${c}: ${round(res.imgPerSec, 2)} inputs/s, ${round(res.cpuMsPerImg)} ms CPU/input`);
+    }
+  }
+}
+await removeDir(root);
+
+const rows = [];
+for (const mixName of Object.keys(MIXES)) {
+  const med = (c) => median(results[mixName][c].map((x) => x.imgPerSec));
+  const bestLoop = Math.max(...Object.keys(strategies).map(med));
+  for (const c of contenders) {
+    rows.push([mixName, c, round(med(c), 2), round(median(results[mixName][c].map((x) => x.cpuMsPerImg))), round(med(c) / bestLoop, 2),
+      c === 'raw-once' ? quality[mixName].join(' / ') : '']);
+  }
+}
+printTable(`Several outputs per input: ${N} inputs (2725x2225 JPEG), median of ${REPEAT} rounds`,
+  ['mix', 'contender', 'inputs/s', 'CPU ms/input', 'x best loop', 'raw-once vs naive, mean abs diff per output'], rows);
+await saveResult('outputs', { n: N, repeat: REPEAT, mixes: MIXES, results, quality });
