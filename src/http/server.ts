@@ -10,7 +10,7 @@ import { readJobRequest } from '../events/event-schema.js';
 import { BadRequest, submitJob } from '../events/job-request.js';
 import { jobView, statusOf } from './jobs.js';
 import { DEFAULT_RATE_LIMIT, formatRateLimit, formatWindow, type RateLimit } from './rate-limit.js';
-import { NotS3EventsError, s3RecordsToEvents } from './s3-events.js';
+import { NotS3EventsError, s3RecordsToEvents } from '../events/s3-records.js';
 
 export interface HttpOptions {
   /** Bearer token for /v1/* (MEDIAFLOW_TOKEN). Unset: /v1/* is open, which listenHttp allows on loopback only. */

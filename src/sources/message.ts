@@ -2,7 +2,7 @@ import { MediaflowError } from '../errors.js';
 import { readJobRequest } from '../events/event-schema.js';
 import { BadRequest, type JobRequest } from '../events/job-request.js';
 import type { MediaEvent } from '../events/media-event.js';
-import { NotS3EventsError, s3RecordsToEvents } from '../http/s3-events.js';
+import { NotS3EventsError, s3RecordsToEvents } from '../events/s3-records.js';
 import type { Logger } from '../log.js';
 
 /** Where a message-queue source hands what a message asks for; each resolves once it is recorded in the ledger. */

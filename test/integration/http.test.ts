@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MediaEvent } from '../../src/events/media-event.js';
 import { buildHttpServer, listenHttp } from '../../src/http/server.js';
-import { decodeEventKey, s3RecordsToEvents } from '../../src/http/s3-events.js';
+import { decodeEventKey, s3RecordsToEvents } from '../../src/events/s3-records.js';
 import { Metrics, workerId } from '../../src/metrics.js';
 import type { LoadedPipeline } from '../../src/pipeline/load.js';
 import { Service } from '../../src/service.js';

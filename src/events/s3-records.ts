@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { makeEvent, type MediaEvent } from '../events/media-event.js';
+import { makeEvent, type MediaEvent } from './media-event.js';
 
 /**
  * S3 event records (the shape MinIO's notification targets and AWS S3 both
- * send) turned into MediaEvents. This is the edge for HTTP-delivered records:
- * keys arrive query-escaped here (`+` for a space, `%2F` for a slash) and are
- * decoded once, so nothing downstream ever decodes again.
+ * send) turned into MediaEvents: the edge for records delivered to
+ * POST /v1/events and through the AMQP and NATS sources. Keys arrive
+ * query-escaped here (`+` for a space, `%2F` for a slash) and are decoded
+ * once, so nothing downstream ever decodes again.
  */
 
 const recordSchema = z.object({
