@@ -58,7 +58,9 @@ describe('mediaflow CLI', () => {
 
       // Whatever was left queued is done after a restart, and status shows it.
       const again = spawnMediaflow(['run', '--data', 'data'], ws.root);
-      await waitFor('all done', () => { const s = status(); return s.jobs.done === 6 && s.jobs.dead === 1; });
+      let seen: unknown;
+      await waitFor('all done', () => { const s = status(); seen = s.jobs; return s.jobs.done === 6 && s.jobs.dead === 1; }, 90_000, 100)
+        .catch((err: Error) => { throw new Error(`${err.message}; jobs ${JSON.stringify(seen)}; log:\n${again.output().slice(-3000)}`); });
       const s = status();
       expect(Object.keys(s.jobs).sort()).toEqual(['dead', 'done', 'failed', 'queued', 'running']);
       expect(s.deduplicated).toBe(5); // six copies of one photo: rendered once
