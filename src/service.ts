@@ -5,12 +5,12 @@ import { MediaflowError } from './errors.js';
 import { submitJob, type JobRequest } from './events/job-request.js';
 import { versionOf, type MediaEvent } from './events/media-event.js';
 import type { CompletionRule, Job, Ledger, NewJob } from './ledger/ledger.js';
-import { SqliteLedger } from './ledger/sqlite-ledger.js';
+import { embeddedLedger } from './ledger/open.js';
 import { silentLogger, type Logger } from './log.js';
 import { climbsOut } from './paths.js';
 import type { LoadedPipeline } from './pipeline/load.js';
 import { Router } from './pipeline/router.js';
-import { MemoryQueue } from './queue/memory-queue.js';
+import { inProcessQueue } from './queue/open.js';
 import type { WorkQueue } from './queue/queue.js';
 import { itemOf, JobRunner, spoolDirOf, type JobOutcome } from './runner/job-runner.js';
 import type { Source } from './sources/source.js';
@@ -103,7 +103,7 @@ export class Service extends EventEmitter {
     for (const p of o.pipelines) this.pipelines.set(p.name, p);
     this.router = new Router(o.pipelines);
     this.stores = new StoreRegistry(o.env ?? process.env, this.logger);
-    this.ledger = o.ledger ?? new SqliteLedger(o.dataDir);
+    this.ledger = o.ledger ?? embeddedLedger(o.dataDir);
     if (this.role !== 'all' && (!o.queue || o.queue.kind === 'memory')) {
       throw new MediaflowError('E_CONFIG', `--role ${this.role} needs a queue shared with the other processes (--queue redis://… or MEDIAFLOW_QUEUE)`);
     }
@@ -122,10 +122,10 @@ export class Service extends EventEmitter {
     if (this.works) this.queue.work((item) => this.runner.run(item));
   }
 
-  private memoryQueue(): MemoryQueue {
+  private memoryQueue(): WorkQueue {
     const pipelineConcurrency: Record<string, number> = {};
     for (const p of this.o.pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
-    return new MemoryQueue({
+    return inProcessQueue({
       // docs/BENCHMARKS.md: on 2 cores 3 jobs ran 1.17x faster than 2, and since inputs are read
       // into reused buffers, 4 ran faster than 3 in 4 of 4 paired rounds (+3 to +8 %).
       concurrency: this.o.concurrency ?? defaultConcurrency(),

@@ -25,5 +25,10 @@ export async function openLedger(c: LedgerChoice): Promise<Ledger> {
   if (c.mustExist && !existsSync(path.join(c.dataDir, 'ledger.sqlite'))) {
     throw new MediaflowError('E_CONFIG', `no ledger in ${c.dataDir} (start \`mediaflow run\` there first, or pass --data or --ledger)`);
   }
-  return new SqliteLedger(c.dataDir);
+  return embeddedLedger(c.dataDir);
+}
+
+/** The default ledger: the SQLite file in the data folder (one machine, nothing to run beside it). */
+export function embeddedLedger(dataDir: string): Ledger {
+  return new SqliteLedger(dataDir);
 }

@@ -8,85 +8,7 @@ import {
   type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
   type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
-
-/**
- * Versioned migrations: PRAGMA user_version is the number applied. Version 1
- * is the schema as it stood before versions (every statement IF NOT EXISTS,
- * so a ledger file from then opens as version 0 and becomes 1 unchanged).
- * Never edit a migration that has shipped: add the next one.
- */
-const MIGRATIONS: string[] = [
-  `CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    pipeline TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    store TEXT NOT NULL,
-    key TEXT NOT NULL,
-    rel_key TEXT NOT NULL,
-    version TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    sha256 TEXT,
-    outputs TEXT NOT NULL DEFAULT '[]',
-    deduplicated INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    next_attempt_at INTEGER,
-    changed_at INTEGER,
-    UNIQUE (pipeline, fingerprint, store, key, version)
-  );
-  CREATE INDEX IF NOT EXISTS jobs_render ON jobs (sha256, fingerprint, state);
-  CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
-  CREATE INDEX IF NOT EXISTS jobs_key ON jobs (pipeline, store, key);
-  CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    manifests TEXT NOT NULL,
-    targets TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-  );`,
-  // 2: render claims (one render per content even when its copies run at once) and the
-  // checksums of every output written (an output that comes back as an input is skipped).
-  `CREATE TABLE render_claims (
-    sha256 TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    job_id INTEGER NOT NULL,
-    owner TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (sha256, fingerprint)
-  );
-  CREATE TABLE output_checksums (
-    sha256 TEXT NOT NULL,
-    job_id INTEGER NOT NULL,
-    PRIMARY KEY (sha256, job_id)
-  ) WITHOUT ROWID;
-  INSERT OR IGNORE INTO output_checksums (sha256, job_id)
-    SELECT json_extract(o.value, '$.sha256'), j.id FROM jobs j, json_each(j.outputs) o
-    WHERE j.state = 'done' AND json_extract(o.value, '$.sha256') IS NOT NULL;`,
-  // 3: completions sent, so that of several workers seeing one input complete, one sends its event.
-  `CREATE TABLE completions (
-    key TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL
-  ) WITHOUT ROWID;`,
-  // 4: who sends an outbox entry, so a process starting beside a live one does not send its entries too.
-  'ALTER TABLE outbox ADD COLUMN owner TEXT;',
-  // 5: an input's completion is decided in the transaction that ends its last job: its jobs are found
-  // by (store, key, version), the event carries the input's size and type from the job rows, and
-  // the table of completions claimed (the decision before) goes.
-  `ALTER TABLE jobs ADD COLUMN size INTEGER;
-  ALTER TABLE jobs ADD COLUMN content_type TEXT;
-  CREATE INDEX jobs_input ON jobs (store, key, version);
-  DROP TABLE completions;`,
-  // 6: the newest storage-event sequencer seen per key, so an older event arriving late never supersedes a newer version.
-  `CREATE TABLE key_order (
-    store TEXT NOT NULL,
-    key TEXT NOT NULL,
-    sequencer TEXT NOT NULL,
-    PRIMARY KEY (store, key)
-  ) WITHOUT ROWID;`,
-];
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 
 interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
@@ -135,12 +57,12 @@ export class SqliteLedger implements Ledger {
   /** Applies the migrations this file lacks, each in its own transaction with its version number. */
   private migrate(): void {
     const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) {
-      throw new MediaflowError('E_LEDGER', `${this.file}: ledger is version ${current}, newer than this mediaflow knows (${MIGRATIONS.length}); upgrade mediaflow`);
+    if (current > SQLITE_MIGRATIONS.length) {
+      throw new MediaflowError('E_LEDGER', `${this.file}: ledger is version ${current}, newer than this mediaflow knows (${SQLITE_MIGRATIONS.length}); upgrade mediaflow`);
     }
-    for (let v = current; v < MIGRATIONS.length; v++) {
+    for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(SQLITE_MIGRATIONS[v]!);
         this.db.pragma(`user_version = ${v + 1}`);
       }).immediate();
     }

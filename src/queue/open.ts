@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import { BullmqQueue } from './bullmq-queue.js';
+import { MemoryQueue, type MemoryQueueOptions } from './memory-queue.js';
 import type { WorkQueue } from './queue.js';
 
 export interface QueueChoice {
@@ -17,4 +18,9 @@ export interface QueueChoice {
 export async function openQueue(c: QueueChoice): Promise<WorkQueue | null> {
   if (!c.url) return null;
   return BullmqQueue.connect({ ...c, url: c.url });
+}
+
+/** The default queue: in this process (p-queue), serialised per key, with per-pipeline limits. */
+export function inProcessQueue(o: MemoryQueueOptions): WorkQueue {
+  return new MemoryQueue(o);
 }
