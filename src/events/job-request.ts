@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { jsonPath } from '../errors.js';
+import { jsonPath, MediaflowError } from '../errors.js';
 import { makeEvent } from './media-event.js';
 import type { Job } from '../ledger/ledger.js';
 import { confineKey, resolveInside } from '../pipeline/key-template.js';
@@ -32,6 +32,23 @@ export type JobRequest = z.infer<typeof jobRequestSchema>;
 export class BadRequest extends Error {
   readonly statusCode = 400;
   readonly code = 'E_REQUEST';
+}
+
+/**
+ * What a failed request got wrong itself, which asking again cannot change:
+ * 'invalid' (malformed, a key that would leave its root) or 'not-found' (no
+ * such pipeline, file, object or bucket); null for anything else (the
+ * service, the ledger or the storage failing now). HTTP answers 400/404 for
+ * these; a queue source dead-letters them and has the rest delivered again.
+ */
+export function requestFault(err: unknown): 'invalid' | 'not-found' | null {
+  if (err instanceof BadRequest) return 'invalid';
+  if (err instanceof MediaflowError) {
+    if (err.code === 'E_KEY') return 'invalid';
+    return err.code === 'E_PIPELINE_UNKNOWN' || err.code === 'E_INPUT' ? 'not-found' : null;
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'NoSuchBucket' || code === 'NoSuchKey' || code === 'NotFound' ? 'not-found' : null;
 }
 
 /** `at`: where the request sits in the document (a CloudEvent's `data`), so the paths in the error are the document's. */

@@ -1,6 +1,6 @@
 import { MediaflowError } from '../errors.js';
+import { requestFault } from '../events/job-request.js';
 import type { Job } from '../ledger/ledger.js';
-
 
 /** The job as GET /v1/jobs/:id shows it. */
 export function jobView(job: Job) {
@@ -15,16 +15,9 @@ export function jobView(job: Job) {
 
 /** HTTP status for an error thrown while handling a request. */
 export function statusOf(err: unknown): number {
-  if (err instanceof MediaflowError) {
-    switch (err.code) {
-      case 'E_PIPELINE_UNKNOWN': case 'E_INPUT': return 404;
-      case 'E_KEY': return 400;
-      case 'E_CONFIG': return 503;
-      default: return 500;
-    }
-  }
-  const code = (err as { code?: unknown }).code;
-  if (code === 'NoSuchBucket' || code === 'NoSuchKey' || code === 'NotFound') return 404;
+  const fault = requestFault(err);
+  if (fault) return fault === 'invalid' ? 400 : 404;
+  if (err instanceof MediaflowError) return err.code === 'E_CONFIG' ? 503 : 500;
   const status = (err as { statusCode?: unknown }).statusCode;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
 }

@@ -1,6 +1,5 @@
-import { MediaflowError } from '../errors.js';
 import { readJobRequest } from '../events/event-schema.js';
-import { BadRequest, type JobRequest } from '../events/job-request.js';
+import { requestFault, type JobRequest } from '../events/job-request.js';
 import type { MediaEvent } from '../events/media-event.js';
 import { NotS3EventsError, s3RecordsToEvents } from '../events/s3-records.js';
 import type { Logger } from '../log.js';
@@ -22,14 +21,6 @@ export type MessageOutcome =
   | { kind: 'ack' }
   | { kind: 'dead-letter'; reason: string }
   | { kind: 'retry'; reason: string };
-
-/** Errors of the request itself, which no redelivery can change. */
-function isPermanent(err: unknown): boolean {
-  if (err instanceof BadRequest) return true;
-  if (err instanceof MediaflowError) return ['E_PIPELINE_UNKNOWN', 'E_INPUT', 'E_KEY'].includes(err.code);
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'NoSuchBucket' || code === 'NoSuchKey' || code === 'NotFound';
-}
 
 /**
  * One message of either broker, either kind: S3 event records (the body
@@ -60,7 +51,7 @@ export async function handleMessage(body: Uint8Array, source: string, sink: Mess
     await sink.submit(readJobRequest(o));
     return { kind: 'ack' };
   } catch (err) {
-    if (err instanceof NotS3EventsError || isPermanent(err)) return { kind: 'dead-letter', reason: (err as Error).message };
+    if (err instanceof NotS3EventsError || requestFault(err)) return { kind: 'dead-letter', reason: (err as Error).message };
     return { kind: 'retry', reason: err instanceof Error ? err.message : String(err) };
   }
 }
