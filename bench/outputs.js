@@ -5,14 +5,18 @@
 //              (sharp's shrink-on-load makes each decode cheap for a small output of a JPEG)
 //   clone      sharp(input) once, .clone() per output (sharp decodes again per clone)
 //   raw-once   one decode to raw pixels at the largest output's size, each output resized
-//              and encoded from those pixels (a true single decode; outputs not
-//              pixel-identical to naive: the mean absolute difference is reported)
+//              and encoded from those pixels (a true single decode, as mediaflow does
+//              for JPEG and WebP inputs; the smaller outputs are resized twice)
+// Quality: each output's mean absolute difference from a reference made without
+// shrink-on-load, for one decode per output and for decode once.
 //   mediaflow  `mediaflow run`, folder in -> folder out, the mix as its steps
-// Inputs: BENCH_OUTPUTS_N (60) unique copies of the bench photo (2725x2225 JPEG),
+// Inputs: BENCH_OUTPUTS_N (150; BENCH_OUTPUTS_AVIF_N, 16, for the AVIF mix) unique copies of the bench photo (2725x2225 JPEG),
 // 4 inputs in flight for the loops (the bare loop's best on 2 cores, docs/BENCHMARKS.md),
 // mediaflow at its defaults. BENCH_REPEAT (3) rounds, the order reversed every other round.
 //
-//   BENCH_OUTPUTS_N=60 BENCH_REPEAT=3 node bench/outputs.js
+// BENCH_OUTPUTS_MIXES (small,mixed,avif) picks mixes.
+//
+//   BENCH_OUTPUTS_N=150 BENCH_OUTPUTS_AVIF_N=16 BENCH_REPEAT=3 node bench/outputs.js
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -20,7 +24,9 @@ import { buildOnce, envInt, median, printTable, removeDir, round, saveResult, te
 import { moveAll, writeCopies } from './lib/inputs.js';
 import { folderPipeline, startMediaflow, writePipeline } from './lib/mediaflow.js';
 
-const N = envInt('BENCH_OUTPUTS_N', 60);
+const N = envInt('BENCH_OUTPUTS_N', 150);
+// AVIF encoding takes ~3.5 s of CPU an input: fewer inputs for that mix.
+const AVIF_N = envInt('BENCH_OUTPUTS_AVIF_N', 16);
 const REPEAT = envInt('BENCH_REPEAT', 3);
 const IN_FLIGHT = 4;
 
@@ -64,13 +70,17 @@ async function loop(name, inputs, mix) {
   return { imgPerSec: inputs.length / seconds, cpuMsPerImg: (cpu.user + cpu.system) / 1000 / inputs.length };
 }
 
-/** Mean absolute difference (0–255) of two encoded images, decoded at the first one's size. */
-async function difference(a, b) {
-  const A = await sharp(a).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const B = await sharp(b).removeAlpha().resize(A.info.width, A.info.height, { fit: 'fill' }).raw().toBuffer();
+/**
+ * Quality: the mean absolute difference (0–255) of an output from a reference
+ * made without shrink-on-load (one full decode, one resize, no encoding loss),
+ * decoded at the reference's size. Lower is closer.
+ */
+async function fromReference(input, [w], encoded) {
+  const ref = await sharp(input).rotate().resize({ ...resize(w), fastShrinkOnLoad: false }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const out = await sharp(encoded).removeAlpha().resize(ref.info.width, ref.info.height, { fit: 'fill' }).raw().toBuffer();
   let sum = 0;
-  for (let i = 0; i < A.data.length; i++) sum += Math.abs(A.data[i] - B[i]);
-  return sum / A.data.length;
+  for (let i = 0; i < ref.data.length; i++) sum += Math.abs(ref.data[i] - out[i]);
+  return sum / ref.data.length;
 }
 
 buildOnce();
@@ -80,7 +90,8 @@ const names = await writeCopies(stage, N);
 const inputs = await Promise.all(names.map((n) => readFile(path.join(stage, n))));
 let k = 0;
 
-async function mediaflow(mix) {
+async function mediaflow(mix, n) {
+  const some = names.slice(0, n);
   const dir = path.join(root, `run-${k++}`);
   const inbox = path.join(dir, 'inbox');
   const out = path.join(dir, 'out');
@@ -91,12 +102,12 @@ async function mediaflow(mix) {
   try {
     const c0 = cpuSecondsOf(proc.pid);
     const t0 = Date.now();
-    await moveAll(stage, inbox, names);
-    const { lastMs } = await waitForOutputs(out, N * mix.length, { pollMs: 500, alive: () => proc.alive });
-    return { imgPerSec: N / ((lastMs - t0) / 1000), cpuMsPerImg: ((cpuSecondsOf(proc.pid) - c0) * 1000) / N };
+    await moveAll(stage, inbox, some);
+    const { lastMs } = await waitForOutputs(out, n * mix.length, { pollMs: 500, alive: () => proc.alive });
+    return { imgPerSec: n / ((lastMs - t0) / 1000), cpuMsPerImg: ((cpuSecondsOf(proc.pid) - c0) * 1000) / n };
   } finally {
     await proc.stop();
-    await moveAll(inbox, stage, names);
+    await moveAll(inbox, stage, some);
     await removeDir(dir);
   }
 }
@@ -104,14 +115,19 @@ async function mediaflow(mix) {
 const contenders = [...Object.keys(strategies), 'mediaflow'];
 const results = {};
 const quality = {};
-for (const [mixName, mix] of Object.entries(MIXES)) {
+const chosen = (process.env.BENCH_OUTPUTS_MIXES ?? Object.keys(MIXES).join(',')).split(',');
+for (const [mixName, mix] of Object.entries(MIXES).filter(([m]) => chosen.includes(m))) {
+  const n = mixName === 'avif' ? Math.min(N, AVIF_N) : N;
   results[mixName] = Object.fromEntries(contenders.map((c) => [c, []]));
-  // Quality: each output of raw-once against naive's, on the first input.
-  const [naive, once] = [await strategies.naive(inputs[0], mix), await strategies['raw-once'](inputs[0], mix)];
-  quality[mixName] = await Promise.all(naive.map((n, i) => difference(n, once[i]).then((d) => round(d, 2))));
+  // Quality of each output of one decode per output and of decode once, on the first input.
+  quality[mixName] = {};
+  for (const c of ['naive', 'raw-once']) {
+    const outs = await strategies[c](inputs[0], mix);
+    quality[mixName][c] = await Promise.all(outs.map((o, i) => fromReference(inputs[0], mix[i], o).then((d) => round(d, 2))));
+  }
   for (let r = 0; r < REPEAT; r++) {
     for (const c of r % 2 ? [...contenders].reverse() : contenders) {
-      const res = c === 'mediaflow' ? await mediaflow(mix) : await loop(c, inputs, mix);
+      const res = c === 'mediaflow' ? await mediaflow(mix, n) : await loop(c, inputs.slice(0, n), mix);
       results[mixName][c].push(res);
       console.log(`${mixName} round ${r + 1}/${REPEAT} ${c}: ${round(res.imgPerSec, 2)} inputs/s, ${round(res.cpuMsPerImg)} ms CPU/input`);
     }
@@ -120,14 +136,14 @@ for (const [mixName, mix] of Object.entries(MIXES)) {
 await removeDir(root);
 
 const rows = [];
-for (const mixName of Object.keys(MIXES)) {
+for (const mixName of Object.keys(results)) {
   const med = (c) => median(results[mixName][c].map((x) => x.imgPerSec));
   const bestLoop = Math.max(...Object.keys(strategies).map(med));
   for (const c of contenders) {
     rows.push([mixName, c, round(med(c), 2), round(median(results[mixName][c].map((x) => x.cpuMsPerImg))), round(med(c) / bestLoop, 2),
-      c === 'raw-once' ? quality[mixName].join(' / ') : '']);
+      quality[mixName][c]?.join(' / ') ?? '']);
   }
 }
-printTable(`Several outputs per input: ${N} inputs (2725x2225 JPEG), median of ${REPEAT} rounds`,
-  ['mix', 'contender', 'inputs/s', 'CPU ms/input', 'x best loop', 'raw-once vs naive, mean abs diff per output'], rows);
-await saveResult('outputs', { n: N, repeat: REPEAT, mixes: MIXES, results, quality });
+printTable(`Several outputs per input: ${N} inputs (2725x2225 JPEG; ${Math.min(N, AVIF_N)} with AVIF), median of ${REPEAT} rounds`,
+  ['mix', 'contender', 'inputs/s', 'CPU ms/input', 'x best loop', 'difference from reference per output (0-255)'], rows);
+await saveResult('outputs', { n: N, avifN: Math.min(N, AVIF_N), repeat: REPEAT, mixes: MIXES, results, quality });

@@ -73,13 +73,19 @@ export interface StateCounts {
   skipped: number;
 }
 
+/** The job that wrote an output with given bytes. */
+export interface OutputOrigin { jobId: number; pipeline: string; key: string }
+
 /**
- * What a job may do with one (content sha256, fingerprint): render it (the
+ * What a job may do with one (content sha256, fingerprint): nothing when the
+ * bytes are an output of mediaflow itself, else render it (the
  * claim is its own until the job leaves 'running' or the lease runs out),
  * copy the outputs of the job that rendered it, or wait for the job that is
  * rendering it now.
  */
 export type RenderClaim =
+  /** The bytes are one of mediaflow's own outputs (written by that job): nothing is made from them, so outputs never feed back in. */
+  | { kind: 'output'; of: OutputOrigin }
   | { kind: 'claimed' }
   | { kind: 'rendered'; job: Job }
   | { kind: 'busy'; jobId: number; owner: string; expiresAt: number };
@@ -198,9 +204,10 @@ export interface Ledger {
   findRender(sha256: string, fingerprint: string): Promise<Job | null>;
   /**
    * One render per (content, fingerprint), decided atomically whatever the
-   * number of processes: the done render to copy from, else the claim for
-   * this job unless another job holds one that has not expired (and was not
-   * handed over by `takeOverFrom`).
+   * number of processes: 'output' when the content is one of mediaflow's own
+   * outputs (asked in the same round trip: every job asks both), else the
+   * done render to copy from, else the claim for this job unless another job
+   * holds one that has not expired (and was not handed over by `takeOverFrom`).
    */
   claimRender(c: ClaimRequest): Promise<RenderClaim>;
   /** Extends a claim this job holds; false when it no longer holds it (expired and taken over). */
@@ -209,10 +216,10 @@ export interface Ledger {
   releaseRender(sha256: string, fingerprint: string, jobId: number): Promise<void>;
   /** Calls `listener` when a claim of this process ends; claims of other processes are seen by polling. Returns the unsubscribe. */
   onRenderReleased(listener: (sha256: string, fingerprint: string) => void): () => void;
-  /** Records an output's checksum before it is written: known as mediaflow's own even if read back before its job is done. */
-  recordOutput(sha256: string, jobId: number): Promise<void>;
+  /** Records the checksums of a job's outputs before they are written (one round trip): known as mediaflow's own even if read back before the job is done. */
+  recordOutputs(sha256s: readonly string[], jobId: number): Promise<void>;
   /** A job that wrote an output with these bytes, if any. */
-  outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null>;
+  outputWith(sha256: string): Promise<OutputOrigin | null>;
 
   /** Takes an entry over from `from` (its owner is gone): false when another process took it first. */
   takeOutbox(id: number, from: string | null, to: string): Promise<boolean>;

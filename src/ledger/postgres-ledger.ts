@@ -4,7 +4,7 @@ import { MediaflowError } from '../errors.js';
 import {
   completionOf, endColumns, needsOutbox, orderOf,
   type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
-  type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
+  type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
 import { isConflict, isOutage, PreparingClient, quoteIdent, types } from './postgres-connection.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
@@ -348,13 +348,22 @@ export class PostgresLedger implements Ledger {
     for (let tries = 0; ; tries++) {
       const result = await this.tx(async (db): Promise<RenderClaim | null> => {
         const now = Date.now();
-        const won = await db.query(
-          `INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (sha256, fingerprint) DO UPDATE SET job_id = EXCLUDED.job_id, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
-           WHERE render_claims.expires_at <= $6 OR render_claims.job_id = EXCLUDED.job_id OR render_claims.owner = $7
-           RETURNING job_id`,
+        // The output check rides on the claim's first statement: no claim is taken for bytes that are an output.
+        const won = await db.query<{ job_id: number | null; of: OutputOrigin | null }>(
+          `WITH own AS (
+             SELECT c.job_id AS "jobId", COALESCE(j.pipeline, '?') AS pipeline, COALESCE(j.key, '?') AS key
+             FROM output_checksums c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = $1 LIMIT 1),
+           claim AS (
+             INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at)
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM own)
+             ON CONFLICT (sha256, fingerprint) DO UPDATE SET job_id = EXCLUDED.job_id, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+             WHERE render_claims.expires_at <= $6 OR render_claims.job_id = EXCLUDED.job_id OR render_claims.owner = $7
+             RETURNING job_id)
+           SELECT (SELECT job_id FROM claim) AS job_id, (SELECT row_to_json(own) FROM own) AS of`,
           [c.sha256, c.fingerprint, c.jobId, c.owner, now + c.leaseMs, now, c.takeOverFrom ?? null]);
-        if (won.rowCount) {
+        const { job_id: claimed, of } = won.rows[0]!;
+        if (of) return { kind: 'output', of: { jobId: Number(of.jobId), pipeline: of.pipeline, key: of.key } };
+        if (claimed !== null) {
           const done = c.rendered === false ? undefined : (await db.query<Row>(PostgresLedger.FIND_RENDER, [c.sha256, c.fingerprint])).rows[0];
           if (!done || done.id === c.jobId) return { kind: 'claimed' };
           await db.query('DELETE FROM render_claims WHERE sha256 = $1 AND fingerprint = $2 AND job_id = $3', [c.sha256, c.fingerprint, c.jobId]);
@@ -386,11 +395,12 @@ export class PostgresLedger implements Ledger {
     return () => this.released.off('released', listener);
   }
 
-  async recordOutput(sha256: string, jobId: number): Promise<void> {
-    await this.query('INSERT INTO output_checksums (sha256, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [sha256, jobId]);
+  async recordOutputs(sha256s: readonly string[], jobId: number): Promise<void> {
+    if (sha256s.length === 0) return;
+    await this.query('INSERT INTO output_checksums (sha256, job_id) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING', [[...sha256s], jobId]);
   }
 
-  async outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null> {
+  async outputWith(sha256: string): Promise<OutputOrigin | null> {
     const { rows } = await this.query<{ job_id: number; pipeline: string | null; key: string | null }>(
       'SELECT c.job_id, j.pipeline, j.key FROM output_checksums c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = $1 LIMIT 1', [sha256]);
     const r = rows[0];

@@ -6,7 +6,7 @@ import { MediaflowError } from '../errors.js';
 import {
   completionOf, endColumns, needsOutbox, orderOf,
   type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
-  type OutboxEntry, type OutputRecord, type RenderClaim, type StateCounts,
+  type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 
@@ -223,6 +223,8 @@ export class SqliteLedger implements Ledger {
    */
   async claimRender(c: ClaimRequest): Promise<RenderClaim> {
     return this.db.transaction((): RenderClaim => {
+      const of = this.outputWithNow(c.sha256);
+      if (of) return { kind: 'output', of };
       const now = Date.now();
       const won = this.sql(`INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at) VALUES (@sha256, @fingerprint, @jobId, @owner, @expires)
         ON CONFLICT (sha256, fingerprint) DO UPDATE SET job_id = excluded.job_id, owner = excluded.owner, expires_at = excluded.expires_at
@@ -258,11 +260,16 @@ export class SqliteLedger implements Ledger {
     return () => this.released.off('released', listener);
   }
 
-  async recordOutput(sha256: string, jobId: number): Promise<void> {
-    this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)').run(sha256, jobId);
+  async recordOutputs(sha256s: readonly string[], jobId: number): Promise<void> {
+    const insert = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
+    this.db.transaction(() => { for (const s of sha256s) insert.run(s, jobId); })();
   }
 
-  async outputWith(sha256: string): Promise<{ jobId: number; pipeline: string; key: string } | null> {
+  async outputWith(sha256: string): Promise<OutputOrigin | null> {
+    return this.outputWithNow(sha256);
+  }
+
+  private outputWithNow(sha256: string): OutputOrigin | null {
     const row = this.sql(`SELECT c.job_id AS jobId, j.pipeline AS pipeline, j.key AS key FROM output_checksums c
       LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = ? LIMIT 1`).get(sha256) as { jobId: number; pipeline: string | null; key: string | null } | undefined;
     return row ? { jobId: row.jobId, pipeline: row.pipeline ?? '?', key: row.key ?? '?' } : null;

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Job, Ledger, OutputRecord } from '../ledger/ledger.js';
+import type { Job, Ledger, OutputOrigin, OutputRecord } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import { renderKey } from '../pipeline/key-template.js';
-import { stepTypeOf } from '../steps/registry.js';
+import { runSteps } from '../steps/run-steps.js';
 import type { StepContext } from '../steps/step.js';
 import type { Store } from '../stores/store.js';
 import { ownerIsGone, thisProcess } from '../owner.js';
@@ -58,16 +58,16 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
     maxInputBytes: p.maxInputBytes, inMemoryBytes: IN_MEMORY_BYTES, tmpDir: d.tmpDir, signal, buffers: inputBuffers,
   });
   try {
-    const origin = await d.ledger.outputWith(input.sha256);
-    if (origin) {
-      const skipped = `input has the bytes of an output of mediaflow (job ${origin.jobId}, pipeline ${origin.pipeline}, made from ${origin.key}): not processed, so outputs never feed back into a pipeline`;
-      return { outputs: [], deduplicated: false, sha256: input.sha256, skipped };
-    }
     const keyFor = (stepId: string, ext: string) =>
       renderKey(p.output.key, { sourceKey: job.relKey, id: stepId, ext, sha256: input.sha256, pipeline: p.name });
 
     const copied = await copyOrClaim(job, p, d, input.sha256, keyFor, signal);
-    if (copied) return { outputs: copied, deduplicated: true, sha256: input.sha256 };
+    if ('of' in copied) {
+      const { of } = copied;
+      const skipped = `input has the bytes of an output of mediaflow (job ${of.jobId}, pipeline ${of.pipeline}, made from ${of.key}): not processed, so outputs never feed back into a pipeline`;
+      return { outputs: [], deduplicated: false, sha256: input.sha256, skipped };
+    }
+    if (copied.outputs) return { outputs: copied.outputs, deduplicated: true, sha256: input.sha256 };
 
     // The claim is this job's until it leaves 'running' (the ledger lets go then); renewed while the steps run.
     const renew = setInterval(() => {
@@ -84,26 +84,16 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
         timeoutSeconds: Math.max(1, Math.ceil(p.timeoutMs / 1000)),
         allowSvg: p.allowSvg,
       };
-      const outputs: OutputRecord[] = [];
-      for (const step of p.steps) {
-        const started = performance.now();
-        const artefact = await stepTypeOf(step.use).run(input, step as never, ctx).catch((err: unknown) => {
-          // Which step failed goes into the job's failure log line.
-          if (err && typeof err === 'object') Object.assign(err, { step: step.id });
-          throw err;
-        });
-        const key = keyFor(step.id, artefact.ext);
-        signal.throwIfAborted();
-        const sha256 = sha256Of(artefact.data);
-        // Known as mediaflow's own before anyone can read it back (a watcher may take it before this job is done).
-        await d.ledger.recordOutput(sha256, job.id);
-        await d.output.write(key, artefact.data, { contentType: artefact.contentType, metadata: outputMetadata(job, input.sha256) });
-        d.onStep?.(p.name, step.id, (performance.now() - started) / 1000);
-        outputs.push({
-          stepId: step.id, key, store: d.output.name, size: artefact.data.length, sha256,
-          contentType: artefact.contentType, width: artefact.width, height: artefact.height,
-        });
-      }
+      const artefacts = await runSteps(input, p.steps, ctx, (stepId, seconds) => d.onStep?.(p.name, stepId, seconds));
+      signal.throwIfAborted();
+      const outputs: OutputRecord[] = artefacts.map((a) => ({
+        stepId: a.stepId, key: keyFor(a.stepId, a.ext), store: d.output.name, size: a.data.length, sha256: sha256Of(a.data),
+        contentType: a.contentType, width: a.width, height: a.height,
+      }));
+      // Known as mediaflow's own before anyone can read them back (a watcher may take one before this job is done).
+      await d.ledger.recordOutputs(outputs.map((o) => o.sha256!), job.id);
+      await Promise.all(artefacts.map((a, i) =>
+        d.output.write(outputs[i]!.key, a.data, { contentType: a.contentType, metadata: outputMetadata(job, input.sha256) })));
       return { outputs, deduplicated: false, sha256: input.sha256 };
     } finally {
       clearInterval(renew);
@@ -121,8 +111,9 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
 const CLAIM_POLL_MS = 1000;
 
 /**
- * The ledger decides who renders (claimRender). Returns the outputs copied
- * from the render of the same content, or null once this job holds the
+ * The ledger decides who renders (claimRender). Returns the job that wrote
+ * these bytes when they are an output of mediaflow; the outputs copied from
+ * the render of the same content; or `outputs: null` once this job holds the
  * claim and must render. While another job renders, this one waits for it
  * (woken by the ledger when that claim ends in this process, polling for
  * other processes); a claim whose owner is provably gone (a process of this
@@ -130,20 +121,21 @@ const CLAIM_POLL_MS = 1000;
  */
 async function copyOrClaim(
   job: Job, p: LoadedPipeline, d: RenderDeps, sha256: string, keyFor: (id: string, ext: string) => string, signal: AbortSignal,
-): Promise<OutputRecord[] | null> {
+): Promise<{ of: OutputOrigin } | { outputs: OutputRecord[] | null }> {
   let rendered = true;
   let takeOverFrom: string | undefined;
   let waitedFor: number | undefined;
   for (;;) {
     signal.throwIfAborted();
     const c = await d.ledger.claimRender({ sha256, fingerprint: p.fingerprint, jobId: job.id, owner: thisProcess, leaseMs: d.renderLeaseMs, rendered, takeOverFrom });
-    if (c.kind === 'claimed') return null;
+    if (c.kind === 'output') return { of: c.of };
+    if (c.kind === 'claimed') return { outputs: null };
     if (c.kind === 'rendered') {
       const copied = await copyOutputs(c.job, job, keyFor, d, sha256).catch((err) => {
         d.logger.warn({ err, job: job.id, from: c.job.id }, 'earlier outputs unreadable, rendering again');
         return null;
       });
-      if (copied) return copied;
+      if (copied) return { outputs: copied };
       rendered = false; // gone or overwritten since: this job renders again, once it holds the claim
       continue;
     }

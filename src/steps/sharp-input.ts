@@ -131,7 +131,28 @@ const imageLock = new ImageLock();
  * in libvips runs once more, alone, so its error is its own (ImageLock): a
  * failure that depended on the moment (memory) may succeed then.
  */
-export async function withImage<T>(input: StepInput, ctx: StepContext, opts: OpenOptions, work: (img: Sharp) => Promise<T>): Promise<T> {
+export function withImage<T>(input: StepInput, ctx: StepContext, opts: OpenOptions, work: (img: Sharp) => Promise<T>): Promise<T> {
+  // Only an animated open decodes every frame; one that reads the first frame needs no frame count.
+  const attempt = async () => {
+    if (opts.animated) await checkFrames(input, ctx);
+    return work(openImage(input, ctx, opts));
+  };
+  return guarded(ctx, input.key, attempt, () => pixelInfo(input, ctx, opts.animated ?? false));
+}
+
+/** Raw pixels decoded once from an input, for several steps (steps/run-steps.ts). */
+export interface Pixels { data: Buffer; info: { width: number; height: number; channels: 1 | 2 | 3 | 4 } }
+
+/** Runs `work` on a fresh sharp instance over decoded pixels, guarded as withImage is; `key` names the input in errors. */
+export function withPixels<T>(pixels: Pixels, key: string, ctx: StepContext, work: (img: Sharp) => Promise<T>): Promise<T> {
+  const { width, height, channels } = pixels.info;
+  // The pixel limit held when the input was decoded; these are at most as many.
+  const open = () => sharp(pixels.data, { raw: { width, height, channels }, limitInputPixels: false })
+    .timeout({ seconds: Math.min(3600, Math.max(0, Math.ceil(ctx.timeoutSeconds))) });
+  return guarded(ctx, key, () => work(open()));
+}
+
+async function guarded<T>(ctx: StepContext, key: string, attempt: () => Promise<T>, pixelsOf?: () => Promise<PixelInfo | undefined>): Promise<T> {
   const { signal } = ctx;
   signal.throwIfAborted();
   let onAbort = (): void => {};
@@ -139,11 +160,6 @@ export async function withImage<T>(input: StepInput, ctx: StepContext, opts: Ope
     onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-  // Only an animated open decodes every frame; one that reads the first frame needs no frame count.
-  const attempt = async () => {
-    if (opts.animated) await checkFrames(input, ctx);
-    return work(openImage(input, ctx, opts));
-  };
   try {
     try {
       return await Promise.race([imageLock.runShared(attempt), aborted]);
@@ -155,11 +171,18 @@ export async function withImage<T>(input: StepInput, ctx: StepContext, opts: Ope
   } catch (err) {
     if (signal.aborted && err === signal.reason) throw err;
     const message = err instanceof Error ? err.message : '';
-    const pixels = /exceeds pixel limit/i.test(message) ? await pixelInfo(input, ctx, opts.animated ?? false) : undefined;
-    throw toPermanent(err, input.key, pixels);
+    const pixels = pixelsOf && /exceeds pixel limit/i.test(message) ? await pixelsOf() : undefined;
+    throw toPermanent(err, key, pixels);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** The input's first bytes (enough to tell its format), from memory or its spooled file. */
+export function headOf(input: StepInput): Buffer {
+  if (input.buffer) return input.buffer.subarray(0, 16);
+  if (input.path) return readHead(input.path).subarray(0, 16);
+  return Buffer.alloc(0);
 }
 
 // ---- encoding shared by thumbnail and convert ----

@@ -1,3 +1,4 @@
+import type { ResizeOptions, Sharp } from 'sharp';
 import type { z } from 'zod';
 import { MediaflowError } from '../errors.js';
 
@@ -58,6 +59,35 @@ export interface StepType<S extends z.ZodType = z.ZodType> {
   /** A strict object schema including `id` and `use: z.literal(name)`. */
   schema: S;
   run(input: StepInput, options: z.output<S>, ctx: StepContext): Promise<Artefact>;
+  /** A step that resizes and encodes can also be made from pixels decoded once for several steps (see steps/shared-decode.ts). */
+  fromPixels?: FromPixels<z.output<S>>;
+}
+
+/** Width and height of the input as displayed (EXIF orientation applied). */
+export interface Size { width: number; height: number }
+
+/**
+ * How an image step is made from pixels that several steps share: one decode
+ * of the input, auto-oriented and already shrunk to what the largest of them
+ * needs, instead of one decode per step.
+ */
+export interface FromPixels<O> {
+  /**
+   * The fraction of the displayed input size this step's output needs, at
+   * most 1 (the shared pixels are never enlarged; a step that enlarges does
+   * so from full size, as it would alone); null when these options cannot
+   * share pixels (all frames, or the input's metadata kept).
+   */
+  scale(options: O, input: Size): number | null;
+  /**
+   * The resize these options make when it keeps the whole picture at one
+   * scale (no crop, pad or stretch): when this step needs the most, the
+   * shared decode is this very resize, so its output is what it would be
+   * alone, pixel for pixel.
+   */
+  resize?(options: O): ResizeOptions | null;
+  /** Makes the output from `pixels`: the shared decode, auto-oriented, at least `scale` of the input. */
+  run(pixels: Sharp, options: O): Promise<Artefact>;
 }
 
 /** A step failure that retrying cannot fix (corrupt or unsupported input). */

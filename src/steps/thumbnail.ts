@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import type { ResizeOptions, Sharp } from 'sharp';
 import { checkAnimated, contentTypeOf, encode, encodeFields, extOf, outputFormats, stepId, withImage } from './sharp-input.js';
-import type { StepType } from './step.js';
+import type { Artefact, Size, StepType } from './step.js';
 
 const dimension = z.int().min(1).max(16384);
 
@@ -21,29 +22,51 @@ const schema = z.strictObject({
   checkAnimated(o, ctx);
 });
 
+type Options = z.output<typeof schema>;
+
+/** Resize (of pixels already upright) and encode. */
+const resizeOf = (o: Options): ResizeOptions => ({
+  width: o.width,
+  height: o.height,
+  fit: o.fit,
+  withoutEnlargement: !o.enlarge,
+  background: o.background,
+});
+
+async function make(img: Sharp, o: Options): Promise<Artefact> {
+  const resized = img.resize(resizeOf(o));
+  const { data, info } = await encode(resized, o).toBuffer({ resolveWithObject: true });
+  return {
+    stepId: o.id,
+    ext: extOf(o.format),
+    contentType: contentTypeOf(o.format),
+    data,
+    width: info.width,
+    // For animated output sharp reports the height of all frames stacked.
+    height: info.pageHeight ?? info.height,
+  };
+}
+
+/**
+ * The scale sharp resizes the input by for these options: inside and contain
+ * fit the box (the smaller factor), cover and outside fill it (the larger),
+ * fill stretches each axis (the larger is what must be kept).
+ */
+function scaleOf(o: Options, input: Size): number {
+  const factors = [o.width && o.width / input.width, o.height && o.height / input.height].filter((f): f is number => !!f);
+  return o.fit === 'inside' || o.fit === 'contain' ? Math.min(...factors) : Math.max(...factors);
+}
+
 export const thumbnail: StepType<typeof schema> = {
   name: 'thumbnail',
   version: 1,
   schema,
   run(input, o, ctx) {
-    return withImage(input, ctx, { animated: o.animated }, async (img) => {
-      const resized = img.autoOrient().resize({
-        width: o.width,
-        height: o.height,
-        fit: o.fit,
-        withoutEnlargement: !o.enlarge,
-        background: o.background,
-      });
-      const { data, info } = await encode(resized, o).toBuffer({ resolveWithObject: true });
-      return {
-        stepId: o.id,
-        ext: extOf(o.format),
-        contentType: contentTypeOf(o.format),
-        data,
-        width: info.width,
-        // For animated output sharp reports the height of all frames stacked.
-        height: info.pageHeight ?? info.height,
-      };
-    });
+    return withImage(input, ctx, { animated: o.animated }, (img) => make(img.autoOrient(), o));
+  },
+  fromPixels: {
+    scale: (o, input) => (o.animated || o.keepMetadata ? null : Math.min(1, scaleOf(o, input))),
+    resize: (o) => (o.fit === 'inside' || o.fit === 'outside' ? resizeOf(o) : null),
+    run: make,
   },
 };

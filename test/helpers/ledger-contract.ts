@@ -234,8 +234,14 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       const l = fixture.open();
       const a = await running(l, 'a.jpg');
       expect(await l.outputWith('o1')).toBeNull();
-      await l.recordOutput('o1', a.id);
+      await l.recordOutputs(['o1', 'o3'], a.id);
+      await l.recordOutputs([], a.id);
       expect(await l.outputWith('o1')).toEqual({ jobId: a.id, pipeline: 'p', key: 'a.jpg' });
+      expect(await l.outputWith('o3')).toEqual({ jobId: a.id, pipeline: 'p', key: 'a.jpg' });
+      // Asked for a render of those bytes, the ledger answers whose output they are, and claims nothing.
+      const b = await running(l, 'b.jpg');
+      expect(await l.claimRender(claimOf(b.id, 'host-2-2', { sha256: 'o1' }))).toEqual({ kind: 'output', of: { jobId: a.id, pipeline: 'p', key: 'a.jpg' } });
+      expect(await l.renewRender('o1', 'f', b.id, 60_000)).toBe(false);
       await l.finish(a.id, { state: 'done', outputs: [output('o1'), output('o2')], deduplicated: false, sha256: 'content' });
       expect(await l.outputWith('o2')).toMatchObject({ jobId: a.id });
       // An input's own checksum is not an output's.
