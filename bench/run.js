@@ -8,6 +8,7 @@
 //   npm run bench -- overhead           what each of mediaflow's per-image pieces costs (not in the default set: ~5 min)
 //   npm run bench -- paired             paired A/B runs of the bare loop and mediaflow variants (BENCH_PAIRED; not in the default set)
 //   npm run bench -- scale              one worker vs two pinned workers vs the embedded process (PostgreSQL + Redis; not in the default set)
+//   npm run bench -- bucket-loop        the bucket path against a bare GET -> sharp -> PUT loop (not in the default set)
 //   npm run bench -- outputs            several outputs per input: one decode per output, clone, decode once, mediaflow (not in the default set)
 // Sizes come from the environment (see each script's header and docs/BENCHMARKS.md),
 // e.g. BENCH_N=500 BENCH_REPEAT=1 BENCH_BACKLOG_N=10000 npm run bench for a quick pass.
@@ -16,7 +17,7 @@ import path from 'node:path';
 import { buildOnce, load, ROOT } from './lib/common.js';
 
 const all = ['throughput', 'latency', 'backlog', 'dedup', 'bucket'];
-const extra = ['levers', 'outputs', 'overhead', 'paired', 'scale'];
+const extra = ['bucket-loop', 'levers', 'outputs', 'overhead', 'paired', 'scale'];
 const asked = process.argv.slice(2);
 for (const a of asked) {
   if (![...all, ...extra].includes(a)) {

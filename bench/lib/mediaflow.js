@@ -104,7 +104,8 @@ export async function openLedgerReader(data, timeoutMs = 60_000) {
       SUM(state = 'done') AS done, SUM(state = 'dead') AS dead, COUNT(*) AS total,
       SUM(state = 'done' AND deduplicated = 1) AS deduplicated,
       MIN(CASE WHEN state = 'done' THEN updated_at END) AS firstDoneAt,
-      MAX(CASE WHEN state = 'done' THEN updated_at END) AS lastDoneAt
+      MAX(CASE WHEN state = 'done' THEN updated_at END) AS lastDoneAt,
+      MIN(created_at) AS firstCreatedAt
     FROM jobs`);
   const jobQ = db.prepare('SELECT state, updated_at AS updatedAt, deduplicated FROM jobs WHERE key = ? ORDER BY id DESC LIMIT 1');
   return {
@@ -112,7 +113,7 @@ export async function openLedgerReader(data, timeoutMs = 60_000) {
     job(key) { return jobQ.get(key); },
     progress() {
       const r = progressQ.get();
-      return { done: r.done ?? 0, dead: r.dead ?? 0, total: r.total ?? 0, deduplicated: r.deduplicated ?? 0, firstDoneAt: r.firstDoneAt, lastDoneAt: r.lastDoneAt };
+      return { done: r.done ?? 0, dead: r.dead ?? 0, total: r.total ?? 0, deduplicated: r.deduplicated ?? 0, firstDoneAt: r.firstDoneAt, lastDoneAt: r.lastDoneAt, firstCreatedAt: r.firstCreatedAt };
     },
     close() { db.close(); },
   };

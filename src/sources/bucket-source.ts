@@ -242,7 +242,7 @@ export class BucketSource implements Source {
 
   private async reconcileOnce(): Promise<boolean> {
     try {
-      for await (const item of this.store.list()) {
+      for await (const item of this.store.list('', { metadata: true })) {
         if (!this.running) return false;
         if (await this.isOutputObject(item)) continue;
         const mtimeMs = item.mtimeMs;
@@ -255,8 +255,13 @@ export class BucketSource implements Source {
     }
   }
 
-  /** Listings carry no metadata: stat each new version once (cached by ETag). Gone meanwhile counts as "skip". */
+  /**
+   * MinIO lists each object's metadata; a listing without it (another S3
+   * server) needs a HEAD of each new version (cached by ETag). Gone meanwhile
+   * counts as "skip".
+   */
   private async isOutputObject(item: StoreEntry): Promise<boolean> {
+    if (item.metadata) return this.isOutput(item);
     const known = this.seen.get(item.key);
     if (known && item.etag && known.etag === item.etag) return known.output;
     const stat = await this.store.stat(item.key);

@@ -45,6 +45,33 @@ export class BucketStore implements Store {
     return this.client.getObject(this.bucket, this.objectKey(key)).catch((err: unknown) => { throw invalidName(err, this.name, key); });
   }
 
+  /**
+   * One GET into one Buffer of the object's size (its Content-Length), up to
+   * `limit` bytes: no chunks kept and joined, and the buffer may be a reused
+   * one (InputBuffers). Larger objects: null, and the caller streams them.
+   */
+  async readWhole(key: string, limit: number, allocate = (size: number) => Buffer.allocUnsafeSlow(size)): Promise<Buffer | null> {
+    const res = (await this.read(key)) as Readable & { headers?: Record<string, string | string[] | undefined> };
+    const size = Number(res.headers?.['content-length']);
+    if (!Number.isSafeInteger(size) || size > limit) {
+      res.destroy();
+      return null;
+    }
+    const buf = allocate(size).subarray(0, size);
+    let got = 0;
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (got + chunk.length > size) {
+        res.destroy();
+        throw new Error(`${this.name}: ${key}: the body ran past its Content-Length of ${size} bytes`);
+      }
+      chunk.copy(buf, got);
+      got += chunk.length;
+    }
+    // An S3 GET is one version of the object: a short body is a cut connection, worth a retry.
+    if (got !== size) throw new Error(`${this.name}: ${key}: the body ended after ${got} of ${size} bytes`);
+    return buf;
+  }
+
   /** One PUT (S3 PUTs are atomic: readers see the old or the new object). */
   async write(key: string, data: Buffer, options: WriteOptions = {}): Promise<void> {
     const headers: Record<string, string> = {
@@ -79,17 +106,32 @@ export class BucketStore implements Store {
     };
   }
 
-  /** Streams the listing page by page (recursive); keys come back relative to the store prefix. */
-  async *list(prefix = ''): AsyncIterable<StoreEntry> {
-    const stream = this.client.listObjectsV2(this.bucket, this.root + prefix, true);
-    for await (const item of stream as AsyncIterable<Minio.BucketItem>) {
+  /**
+   * Streams the listing page by page (recursive); keys come back relative to
+   * the store prefix. `metadata`: ask for each object's metadata in the
+   * listing (MinIO's ListObjectsV2 extension), so a caller needs no HEAD per
+   * object to read it; a server without the extension lists without it, and
+   * such entries have no `metadata` (stat them).
+   */
+  async *list(prefix = '', o: { metadata?: boolean } = {}): AsyncIterable<StoreEntry> {
+    const stream = o.metadata
+      ? this.client.extensions.listObjectsV2WithMetadata(this.bucket, this.root + prefix, true)
+      : this.client.listObjectsV2(this.bucket, this.root + prefix, true);
+    for await (const item of stream as AsyncIterable<Minio.BucketItem & { metadata?: Record<string, unknown> | null }>) {
       if (!item.name) continue; // common prefixes only appear in non-recursive listings
-      yield {
+      const entry: StoreEntry = {
         key: item.name.slice(this.root.length),
         size: item.size,
         mtimeMs: item.lastModified?.getTime(),
         etag: item.etag,
       };
+      if (item.metadata) {
+        // Values come parsed from XML ("1" as a number): back to header strings first.
+        const raw = Object.fromEntries(Object.entries(item.metadata).map(([k, v]) => [k, v === undefined || v === null ? undefined : String(v)]));
+        entry.metadata = userMetadata(raw);
+        entry.contentType = raw['content-type'];
+      }
+      yield entry;
     }
   }
 

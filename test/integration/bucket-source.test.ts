@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { MediaEvent } from '../../src/events/media-event.js';
 import { silentLogger } from '../../src/log.js';
 import { BucketSource } from '../../src/sources/bucket-source.js';
@@ -13,6 +13,7 @@ describeMinio('BucketSource (real MinIO)', () => {
   let server: MinioServer;
   let bucket: string;
   let source: BucketSource;
+  let heads: { mock: { calls: unknown[] } };
   const events: MediaEvent[] = [];
 
   const put = (key: string, meta: Record<string, string> = {}) =>
@@ -30,6 +31,8 @@ describeMinio('BucketSource (real MinIO)', () => {
     await put('before/old one+1%.jpg');
     await put('before/ü.jpg');
     await put('before/an output.jpg', OUTPUT);
+    for (const key of KEYS) await put(`before/${key}`);
+    heads = vi.spyOn(server.client, 'statObject');
     // An hour: every event below comes from the listen stream (or a reconnect), not a timer.
     source = new BucketSource({ client: server.client, bucket, reconcileIntervalMs: 3_600_000, logger: silentLogger });
     await source.start(async (e) => { events.push(e); });
@@ -52,6 +55,13 @@ describeMinio('BucketSource (real MinIO)', () => {
     expect(find('created', 'before/ü.jpg')).toBeTruthy();
     expect(find('created', 'before/an output.jpg')).toBeUndefined();
     await waitFor('listen connection', () => source.ready);
+  });
+
+  it('reads which objects are outputs from the listing itself (MinIO lists metadata): no HEAD per object, keys exact', () => {
+    for (const key of KEYS) expect(find('created', `before/${key}`)).toBeTruthy();
+    const listed = events.filter((e) => e.data.key.startsWith('before/')).map((e) => e.data.key);
+    expect(listed.sort()).toEqual(['before/old one+1%.jpg', 'before/ü.jpg', ...KEYS.map((k) => `before/${k}`)].sort());
+    expect(heads.mock.calls).toHaveLength(0);
   });
 
   it('emits created with the exact key for spaces, +, %, unicode and nested prefixes', async () => {

@@ -41,6 +41,21 @@ function conformance(make: () => Store) {
     expect(under).toEqual(['x/y/z/日本.png']);
   });
 
+  it('reads a whole value into the buffer it is given, or answers null over the limit', async () => {
+    const bytes = Buffer.from('y'.repeat(5000));
+    await store.write('whole/y.bin', bytes);
+    const sizes: number[] = [];
+    const reused = Buffer.alloc(64 * 1024, 0xee);
+    const whole = await store.readWhole!('whole/y.bin', 10_000, (n) => { sizes.push(n); return reused; });
+    expect(whole!.equals(bytes)).toBe(true);
+    expect(whole!.buffer).toBe(reused.buffer); // a view of the buffer given, not a copy
+    expect(sizes[0]).toBeGreaterThanOrEqual(5000);
+    expect(await store.readWhole!('whole/y.bin', 4999)).toBeNull();
+    expect((await store.readWhole!('whole/y.bin', 5000))!.equals(bytes)).toBe(true);
+    await expect(store.readWhole!('whole/missing.bin', 10_000)).rejects.toThrow();
+    await store.delete('whole/y.bin');
+  });
+
   it('stat of a missing key is null, reading it rejects, deleting it is fine', async () => {
     expect(await store.stat('missing.jpg')).toBeNull();
     await expect(store.read('missing.jpg')).rejects.toThrow();
