@@ -3,6 +3,14 @@ import { stepTypeOf, type StepConfig } from './registry.js';
 import { headOf, withImage, withPixels, type Pixels } from './sharp-input.js';
 import type { Artefact, FromPixels, Size, StepContext, StepInput } from './step.js';
 
+/**
+ * The most pixels a shared decode holds (3-4 bytes each, in memory while the
+ * outputs are made): beyond it each step reads the input itself, as libvips
+ * then streams it in tiles instead of holding it whole. 12 MP is a full-size
+ * 4000x3000 photo (about 36 MB) and far above the thumbnail sizes that gain.
+ */
+export const MAX_SHARED_PIXELS = 12_000_000;
+
 /** Told when a step's output is made: its id and the seconds its own work took. */
 export type OnStepDone = (stepId: string, seconds: number) => void;
 
@@ -41,8 +49,9 @@ function inStep<T>(stepId: string, work: Promise<T>): Promise<T> {
  * reads the whole file even when it shrinks on load, so one per output cost
  * 1.05-1.16x the time of one in all (docs/BENCHMARKS.md). A step that shares
  * no pixels (all frames, kept metadata, metadata JSON) reads the input as it
- * would alone. The outputs of one input are made at once: the queue bounds
- * inputs, and an input's outputs are ready together.
+ * would alone, and so does every step when the shared pixels would be more
+ * than MAX_SHARED_PIXELS. The outputs of one input are made at once: the
+ * queue bounds inputs, and an input's outputs are ready together.
  */
 export async function runSteps(input: StepInput, steps: readonly StepConfig[], ctx: StepContext, onDone?: OnStepDone): Promise<Artefact[]> {
   const timed = (step: StepConfig, work: () => Promise<Artefact>) => {
@@ -67,6 +76,7 @@ export async function runSteps(input: StepInput, steps: readonly StepConfig[], c
 
   // The step that needs the most pixels (the first of equals) sizes the decode.
   const [largest, scale] = [...scales].reduce((a, b) => (b[1] > a[1] ? b : a));
+  if (size.width * size.height * scale * scale > MAX_SHARED_PIXELS) return allSteps(steps.map(alone));
   const asLargest = (stepTypeOf(largest.use).fromPixels as FromPixels<unknown>).resize?.(largest) ?? null;
   const pixels = await inStep(largest.id, decode(input, ctx, size, scale, asLargest));
   return allSteps(steps.map((step) => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
 import { convert } from '../../src/steps/convert.js';
 import { stepSchema, type StepConfig } from '../../src/steps/registry.js';
-import { runSteps } from '../../src/steps/run-steps.js';
+import { MAX_SHARED_PIXELS, runSteps } from '../../src/steps/run-steps.js';
 import { PermanentError, type StepContext, type StepInput } from '../../src/steps/step.js';
 import { thumbnail } from '../../src/steps/thumbnail.js';
 import { fixture, fixtureBytes, stepInputFrom, stepInputFromPath } from '../helpers/fixtures.js';
@@ -90,6 +90,19 @@ describe('several outputs of one input', () => {
       expect([counts.alone(), counts.shared()]).toEqual([n, 0]);
       vi.restoreAllMocks();
     }
+  });
+
+  it('a shared decode larger than MAX_SHARED_PIXELS is not made: each step reads the input itself', async () => {
+    // 4000x3100 (12.4 MP), just over the limit when a full-size convert shares it; thumbnails alone would share.
+    const big = await sharp({ create: { width: 4000, height: 3100, channels: 3, background: '#88aacc' } }).jpeg().toBuffer();
+    expect(4000 * 3100).toBeGreaterThan(MAX_SHARED_PIXELS);
+    let counts = spy();
+    await runSteps(stepInputFrom(big, 'big.jpg'), steps({ use: 'convert', format: 'webp' }, { use: 'thumbnail', width: 100 }), ctx);
+    expect([counts.alone(), counts.shared()]).toEqual([2, 0]);
+    vi.restoreAllMocks();
+    counts = spy();
+    await runSteps(stepInputFrom(big, 'big.jpg'), steps({ use: 'thumbnail', width: 1000 }, { use: 'thumbnail', width: 100 }), ctx);
+    expect([counts.alone(), counts.shared()]).toEqual([0, 2]);
   });
 
   it('the steps that can share do, and the one that cannot reads the input beside them', async () => {
