@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 // Backlog and memory: BENCH_BACKLOG_N (100,000) small unique JPEGs already in
-// the inbox when `mediaflow run` starts, and BENCH_BACKLOG_BUCKET_N (10,000)
+// the inbox when `mediaflow run` starts (1,000 a folder, in nested folders),
+// once per size of BENCH_BACKLOG_SIZES (default: BENCH_BACKLOG_N; e.g.
+// 1000,10000,100000 for the cost as the work grows, 1000000 for the large
+// backlog), and BENCH_BACKLOG_BUCKET_N (10,000)
 // already in a MinIO bucket (bucket in -> bucket out). Measured from the
 // spawn of the process: time to the first output, time to the last, and the
 // child's peak RSS (VmHWM), with RSS sampled along the way. Progress comes
 // from the ledger itself (read-only SQLite reader): a job is marked done right
-// after its outputs are written.
+// after its outputs are written. The queue's depth is read from /metrics every
+// 2 s (its high-water mark is 1,000 by default), and the ledger's size on disk
+// at the end is divided by the jobs in it.
 //
 //   BENCH_BACKLOG_N=100000 BENCH_BACKLOG_BUCKET_N=10000 node bench/backlog.js
 //   BENCH_PARTS=folder|bucket   (one part only)
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildOnce, envInt, listFiles, load, memoryOf, printTable, removeDir, round, saveResult, sleep, tempDir } from './lib/common.js';
 import { smallJpeg, uniqueCopy } from './lib/inputs.js';
@@ -17,6 +22,7 @@ import { folderPipeline, openLedgerReader, startMediaflow, THUMB_STEP, writePipe
 import { bucketName, minioEnv, pool, removeBucket, startMinio } from './lib/minio.js';
 
 const N = envInt('BENCH_BACKLOG_N', 100_000);
+const SIZES = (process.env.BENCH_BACKLOG_SIZES ?? String(N)).split(',').map(Number);
 const BUCKET_N = envInt('BENCH_BACKLOG_BUCKET_N', 10_000);
 const parts = (process.env.BENCH_PARTS ?? 'folder,bucket').split(',');
 const env = JSON.parse(process.env.BENCH_MEDIAFLOW_ENV ?? '{}'); // levers, e.g. {"MALLOC_ARENA_MAX":"2"}
@@ -31,6 +37,18 @@ async function drain(label, dir, pipeline, count, childEnv = {}) {
   const loadBefore = load();
   const mf = await startMediaflow({ pipelines, data, env: { ...env, ...childEnv }, waitReady: false });
   const rss = [];
+  let maxDepth = 0;
+  // The queue's depth, from the service's own metrics, while the backlog drains.
+  const depths = (async () => {
+    await mf.ready.catch(() => {});
+    while (mf.alive && !stopDepths) {
+      const text = await fetch(`${mf.url}/metrics`).then((r) => r.text(), () => '');
+      const line = text.split('\n').find((l) => l.startsWith('mediaflow_queue_depth '));
+      if (line) maxDepth = Math.max(maxDepth, Number(line.split(' ')[1]));
+      await sleep(2000);
+    }
+  })();
+  let stopDepths = false;
   try {
     const ledger = await openLedgerReader(data);
     let p;
@@ -50,6 +68,10 @@ async function drain(label, dir, pipeline, count, childEnv = {}) {
     ledger.close();
     const mem = memoryOf(mf.pid);
     await mf.ready;
+    stopDepths = true;
+    await depths;
+    let ledgerBytes = 0;
+    for (const f of ['ledger.sqlite', 'ledger.sqlite-wal']) ledgerBytes += await stat(path.join(data, f)).then((st) => st.size, () => 0);
     return {
       count, done: p.done, dead: p.dead,
       firstOutputS: round((p.firstDoneAt - mf.spawnedAt) / 1000, 2),
@@ -57,6 +79,7 @@ async function drain(label, dir, pipeline, count, childEnv = {}) {
       filesPerSecond: round(p.done / ((p.lastDoneAt - p.firstDoneAt) / 1000)),
       startupS: round(mf.startupMs / 1000, 2),
       peakRssMb: mem.peakRssMb, rssAtEndMb: mem.rssMb, rssSamples: rss, loadBefore, loadAfter: load(),
+      maxQueueDepth: maxDepth, ledgerBytesPerJob: round(ledgerBytes / count),
     };
   } finally {
     await mf.stop();
@@ -65,17 +88,22 @@ async function drain(label, dir, pipeline, count, childEnv = {}) {
 
 const results = {};
 
-if (parts.includes('folder')) {
+for (const n of parts.includes('folder') ? SIZES : []) {
   const dir = await tempDir('backlog');
   const inbox = path.join(dir, 'inbox');
   const out = path.join(dir, 'out');
   await mkdir(inbox, { recursive: true });
-  console.log(`folder: writing ${N} small JPEGs (64x48) into the inbox ...`);
-  for (let i = 0; i < N; i++) await writeFile(path.join(inbox, `s${String(i).padStart(6, '0')}.jpg`), uniqueCopy(small, i, 'backlog'));
+  console.log(`folder: writing ${n} small JPEGs (64x48) into the inbox, 1,000 a folder ...`);
+  for (let i = 0; i < n; i++) {
+    // Nested: 1,000 files a folder, 1,000 folders a parent (a/b/sNNNNNNN.jpg).
+    const folder = path.join(inbox, String(Math.floor(i / 1_000_000)), String(Math.floor(i / 1000) % 1000));
+    if (i % 1000 === 0) await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, `s${String(i).padStart(7, '0')}.jpg`), uniqueCopy(small, i, 'backlog'));
+  }
   await sleep(500); // every file older than stableMs: a backlog, not a burst
-  const r = await drain('folder', dir, folderPipeline({ inbox, out, steps: [{ ...THUMB_STEP, width: 32, height: 32 }] }), N);
+  const r = await drain('folder', dir, folderPipeline({ inbox, out, steps: [{ ...THUMB_STEP, width: 32, height: 32 }] }), n);
   r.outputs = (await listFiles(out)).length;
-  results.folder = r;
+  results[SIZES.length > 1 ? `folder-${n}` : 'folder'] = r;
   await removeDir(dir);
 }
 
@@ -117,8 +145,9 @@ if (parts.includes('bucket')) {
 }
 
 const rows = Object.entries(results).map(([k, r]) => (r.count
-  ? [k === 'folder' ? `${r.count} files in a folder` : `${r.count} objects in a bucket`, r.firstOutputS, r.totalS, r.filesPerSecond, r.peakRssMb, `${r.loadBefore[0]} -> ${r.loadAfter[0]}`]
-  : [k, r.skipped ?? r.failed, '', '', '', '']));
+  ? [k.startsWith('folder') ? `${r.count} files in folders` : `${r.count} objects in a bucket`, r.firstOutputS, r.totalS, r.filesPerSecond, r.peakRssMb,
+    r.maxQueueDepth, r.ledgerBytesPerJob, r.outputs ?? '', `${r.loadBefore[0]} -> ${r.loadAfter[0]}`]
+  : [k, r.skipped ?? r.failed, '', '', '', '', '', '', '']));
 printTable('Backlog: small JPEGs (64x48 -> thumbnail 32x32) waiting when the service starts; times from process spawn',
-  ['backlog', 'first output s', 'all done s', 'files/s', 'peak RSS MB', 'load'], rows);
+  ['backlog', 'first output s', 'all done s', 'files/s', 'peak RSS MB', 'max queue depth', 'ledger bytes/job', 'outputs', 'load'], rows);
 await saveResult('backlog', { env, results });
