@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Several outputs from one input: the ways a bare loop can feed them, side by
 // side, for several output mixes, and mediaflow with the same steps.
+// Each loop reads its input file and writes its outputs as files, as a script would
+// (OUT/NAME/oI.EXT, the key mediaflow writes them under here).
 //   naive      one decode per output: sharp(input) -> resize -> encode, for each output
 //              (sharp's shrink-on-load makes each decode cheap for a small output of a JPEG)
 //   clone      sharp(input) once, .clone() per output (sharp decodes again per clone)
@@ -17,7 +19,7 @@
 // BENCH_OUTPUTS_MIXES (small,mixed,avif) picks mixes.
 //
 //   BENCH_OUTPUTS_N=150 BENCH_OUTPUTS_AVIF_N=16 BENCH_REPEAT=3 node bench/outputs.js
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { buildOnce, envInt, median, printTable, removeDir, round, saveResult, tempDir, waitForOutputs, cpuSecondsOf } from './lib/common.js';
@@ -58,16 +60,27 @@ const strategies = {
   },
 };
 
-async function loop(name, inputs, mix) {
+const extOf = (f) => (f === 'jpeg' ? 'jpg' : f);
+
+/** A loop as a script would run it: read each file, make its outputs, write them to OUT/NAME/oI.EXT, IN_FLIGHT files at once. */
+async function loop(name, files, mix) {
+  const out = path.join(root, `loop-${k++}`);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
   await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    while (next < inputs.length) await strategies[name](inputs[next++], mix);
+    while (next < files.length) {
+      const file = files[next++];
+      const outputs = await strategies[name](await readFile(path.join(stage, file)), mix);
+      const dir = path.join(out, path.parse(file).name);
+      await mkdir(dir, { recursive: true });
+      await Promise.all(outputs.map((o, i) => writeFile(path.join(dir, `o${i}.${extOf(mix[i][1])}`), o)));
+    }
   }));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  return { imgPerSec: inputs.length / seconds, cpuMsPerImg: (cpu.user + cpu.system) / 1000 / inputs.length };
+  await removeDir(out);
+  return { imgPerSec: files.length / seconds, cpuMsPerImg: (cpu.user + cpu.system) / 1000 / files.length };
 }
 
 /**
@@ -87,7 +100,7 @@ buildOnce();
 const root = await tempDir('outputs');
 const stage = path.join(root, 'stage');
 const names = await writeCopies(stage, N);
-const inputs = await Promise.all(names.map((n) => readFile(path.join(stage, n))));
+const first = await readFile(path.join(stage, names[0])); // for the quality of each output
 let k = 0;
 
 async function mediaflow(mix, n) {
@@ -122,12 +135,12 @@ for (const [mixName, mix] of Object.entries(MIXES).filter(([m]) => chosen.includ
   // Quality of each output of one decode per output and of decode once, on the first input.
   quality[mixName] = {};
   for (const c of ['naive', 'raw-once']) {
-    const outs = await strategies[c](inputs[0], mix);
-    quality[mixName][c] = await Promise.all(outs.map((o, i) => fromReference(inputs[0], mix[i], o).then((d) => round(d, 2))));
+    const outs = await strategies[c](first, mix);
+    quality[mixName][c] = await Promise.all(outs.map((o, i) => fromReference(first, mix[i], o).then((d) => round(d, 2))));
   }
   for (let r = 0; r < REPEAT; r++) {
     for (const c of r % 2 ? [...contenders].reverse() : contenders) {
-      const res = c === 'mediaflow' ? await mediaflow(mix, n) : await loop(c, inputs.slice(0, n), mix);
+      const res = c === 'mediaflow' ? await mediaflow(mix, n) : await loop(c, names.slice(0, n), mix);
       results[mixName][c].push(res);
       console.log(`${mixName} round ${r + 1}/${REPEAT} ${c}: ${round(res.imgPerSec, 2)} inputs/s, ${round(res.cpuMsPerImg)} ms CPU/input`);
     }
