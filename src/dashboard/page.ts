@@ -30,8 +30,17 @@ function vendorFiles(): Record<string, string> {
   };
 }
 
+/** A file the page needs, or a start-up error saying which is missing (a package without web/). */
+function read(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new MediaflowError('E_CONFIG', `the dashboard's file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): is web/ missing from this install?`);
+  }
+}
+
 function asset(file: string): Asset {
-  const body = readFileSync(file);
+  const body = read(file);
   const type = TYPES[path.extname(file)];
   if (!type) throw new MediaflowError('E_CONFIG', `dashboard file ${file}: no content type for ${path.extname(file) || 'a name without extension'}`);
   return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
@@ -71,7 +80,7 @@ export function pageSecurityPolicy(html: string): string {
  * request for data goes to /v1, which does.
  */
 export function registerDashboardPage(app: FastifyInstance): void {
-  const html = readFileSync(path.join(WEB, 'index.html'));
+  const html = read(path.join(WEB, 'index.html'));
   const csp = pageSecurityPolicy(html.toString('utf8'));
   const assets = loadAssets();
   const secure = { 'content-security-policy': csp, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };

@@ -43,15 +43,22 @@ export class PostgresJobList {
     return this.jobs(`SELECT * FROM (${parts.join(' UNION ALL ')}) listed ORDER BY id DESC LIMIT ${limit}`, values);
   }
 
-  /** As SqliteJobList.jobChanges: three parts, each with its own limit. */
+  /** As SqliteJobList.jobChanges: three parts, each with its own limit; ended jobs that entered the list's states through the partial index. */
   jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]> {
     const { values, p } = placeholders();
     const since = p(c.since);
     const limit = p(listLimit(q));
-    const filter = (q.states?.length ? ` AND state = ANY(${p(q.states)}::text[])` : '') + conditions(q, p);
-    const parts = [`(SELECT * FROM jobs WHERE id > ${p(c.afterId - 1000)} AND (id > ${p(c.afterId)} OR created_at >= ${since})${filter} ORDER BY id DESC LIMIT ${limit})`];
+    const others = conditions(q, p);
+    const inStates = (states: JobState[] | undefined) => (states?.length ? ` AND state = ANY(${p(states)}::text[])` : '');
+    const parts = [`(SELECT * FROM jobs WHERE id > ${p(c.afterId - 1000)} AND (id > ${p(c.afterId)} OR created_at >= ${since})${inStates(q.states)}${others} ORDER BY id DESC LIMIT ${limit})`];
     if (c.ids.length) parts.push(`(SELECT * FROM jobs WHERE id = ANY(${p(c.ids)}::bigint[]) AND updated_at >= ${since} LIMIT ${limit})`);
-    if (q.states?.length) parts.push(`(SELECT * FROM jobs WHERE id >= ${p(c.fromId)} AND updated_at >= ${since}${filter} ORDER BY id DESC LIMIT ${limit})`);
+    const ended = q.states?.filter((s) => s === 'done' || s === 'dead') ?? [];
+    const active = q.states?.filter((s) => s !== 'done' && s !== 'dead') ?? [];
+    // Pushed only when a part uses it: a value without its placeholder is refused by the server.
+    const from = ended.length || active.length ? p(c.fromId) : '';
+    // The literal state IN (…) lets the planner use the partial index of ended jobs.
+    if (ended.length) parts.push(`(SELECT * FROM jobs WHERE state IN ('done', 'dead') AND updated_at >= ${since}${inStates(ended)} AND id >= ${from}${others} ORDER BY id DESC LIMIT ${limit})`);
+    if (active.length) parts.push(`(SELECT * FROM jobs WHERE id >= ${from} AND updated_at >= ${since}${inStates(active)}${others} ORDER BY id DESC LIMIT ${limit})`);
     return this.jobs(`SELECT * FROM (${parts.join(' UNION ')}) changed ORDER BY id DESC`, values);
   }
 

@@ -56,23 +56,43 @@ export class SqliteJobList {
   /**
    * Three parts (see JobChanges), each with its own limit. New jobs also
    * include those up to 1000 ids below `afterId` created since `since`: an
-   * id taken before the last poll may commit after it.
+   * id taken before the last poll may commit after it. Older jobs that
+   * entered the list's states: done and dead ones are found by the partial
+   * index of ended jobs (recent ones only, however many there are); queued,
+   * running and failed ones are few (sources wait at the high-water mark).
    */
   jobChanges(q: JobQuery, c: JobChanges): Job[] {
     const limit = listLimit(q);
     const { terms, values: filterValues } = conditions(q);
-    const states = q.states?.length ? JSON.stringify(q.states) : null;
-    if (states) terms.unshift('state IN (SELECT value FROM json_each(?))');
-    const filter = states ? [states, ...filterValues] : filterValues;
-    const parts = [`SELECT * FROM (SELECT * FROM jobs WHERE id > ? AND (id > ? OR created_at >= ?)${and(terms)} ORDER BY id DESC LIMIT ?)`];
-    const values: unknown[] = [c.afterId - 1000, c.afterId, c.since, ...filter, limit];
+    const states = q.states?.length ? q.states : null;
+    const inStates = (list: JobState[]) => ({ term: 'state IN (SELECT value FROM json_each(?))', value: JSON.stringify(list) });
+    const part = (extra: string[], extraValues: unknown[], states: JobState[] | null) => {
+      const s = states && inStates(states);
+      return {
+        text: `${and([...(s ? [s.term] : []), ...terms, ...extra])}`,
+        values: [...(s ? [s.value] : []), ...filterValues, ...extraValues],
+      };
+    };
+    const parts: string[] = [];
+    const values: unknown[] = [];
+    const fresh = part([], [], states);
+    parts.push(`SELECT * FROM (SELECT * FROM jobs WHERE id > ? AND (id > ? OR created_at >= ?)${fresh.text} ORDER BY id DESC LIMIT ?)`);
+    values.push(c.afterId - 1000, c.afterId, c.since, ...fresh.values, limit);
     if (c.ids.length) {
       parts.push('SELECT * FROM (SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND updated_at >= ? LIMIT ?)');
       values.push(JSON.stringify(c.ids), c.since, limit);
     }
-    if (states) {
-      parts.push(`SELECT * FROM (SELECT * FROM jobs WHERE id >= ? AND updated_at >= ?${and(terms)} ORDER BY id DESC LIMIT ?)`);
-      values.push(c.fromId, c.since, ...filter, limit);
+    const ended = states?.filter((s) => s === 'done' || s === 'dead') ?? [];
+    const others = states?.filter((s) => s !== 'done' && s !== 'dead') ?? [];
+    if (ended.length) {
+      const entered = part(['id >= ?'], [c.fromId], ended);
+      parts.push(`SELECT * FROM (SELECT * FROM jobs INDEXED BY jobs_ended WHERE state IN ('done', 'dead') AND updated_at >= ?${entered.text} ORDER BY id DESC LIMIT ?)`);
+      values.push(c.since, ...entered.values, limit);
+    }
+    if (others.length) {
+      const entered = part(['updated_at >= ?'], [c.since], others);
+      parts.push(`SELECT * FROM (SELECT * FROM jobs WHERE id >= ?${entered.text} ORDER BY id DESC LIMIT ?)`);
+      values.push(c.fromId, ...entered.values, limit);
     }
     return this.jobs(`${parts.join(' UNION ')} ORDER BY id DESC`, values);
   }

@@ -87,6 +87,9 @@ export function describeListContract(open: () => Ledger): void {
     await l.retryDead(b.id);
     expect((await l.jobChanges({ states: ['dead'] }, { since, afterId: d.id, fromId: 0, ids: [b.id] })).map((j) => [j.id, j.state]))
       .toEqual([[b.id, 'queued'], [a.id, 'dead']]);
+    // A list of queued jobs learns of b (put back), not of c and d (queued, unchanged since); a list of both states of both.
+    expect(idsOf(await l.jobChanges({ states: ['queued'] }, { since, afterId: d.id, fromId: 0, ids: [] }))).toEqual([b.id]);
+    expect(idsOf(await l.jobChanges({ states: ['queued', 'dead'] }, { since, afterId: d.id, fromId: 0, ids: [] }))).toEqual([b.id, a.id]);
     // A full list showing only from b on does not take a, below it.
     expect(idsOf(await l.jobChanges({ states: ['dead'] }, { since, afterId: d.id, fromId: b.id, ids: [b.id] }))).toEqual([b.id]);
     // The list's other conditions hold for every part.
