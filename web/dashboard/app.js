@@ -20,7 +20,8 @@ const VIEWS = [
 function View({ route }) {
   const [first, second] = route.path;
   if (first === 'jobs' && second) return html`<${JobPage} id=${second} />`;
-  if (first === 'jobs') return html`<${JobsPage} params=${route.params} />`;
+  // Keyed by its query: a link to other filters starts the list over (typing in the filters replaces the query without one).
+  if (first === 'jobs') return html`<${JobsPage} key=${route.params.toString()} params=${route.params} />`;
   if (first === 'dead-letters') return html`<${DeadLettersPage} />`;
   if (first === 'pipelines') return html`<${PipelinesPage} />`;
   return html`<${OverviewPage} />`;

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { JobList } from './job-list.js';
 import { useLiveJobs } from './live-jobs.js';
-import { replaceParams } from './route.js';
+import { href, replaceParams } from './route.js';
 
 export const STATES = ['queued', 'running', 'done', 'failed', 'dead', 'superseded', 'removed', 'skipped'];
 
@@ -18,7 +18,8 @@ export function JobsPage({ params }) {
     return () => clearTimeout(t);
   }, [q]);
   const filter = { states, q: search, pipeline };
-  const { jobs, error } = useLiveJobs(filter);
+  const [limit, setLimit] = useState(50);
+  const { jobs, error } = useLiveJobs(filter, { limit });
   const update = (next) => replaceParams(['jobs'], { state: next.states.join(','), q: next.q, pipeline: next.pipeline });
   const toggle = (s) => {
     const next = states.includes(s) ? states.filter((x) => x !== s) : [...states, s];
@@ -27,6 +28,7 @@ export function JobsPage({ params }) {
   };
   return html`
     <h1>Jobs${pipeline && html` of ${pipeline}`}</h1>
+    ${pipeline && html`<p><a href=${href(['jobs'])}>Every pipeline's jobs</a></p>`}
     <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
       <fieldset>
         <legend>State</legend>
@@ -37,5 +39,6 @@ export function JobsPage({ params }) {
       <input id="search" type="search" value=${q} placeholder="part of a file or object name"
         onInput=${(e) => { setQ(e.currentTarget.value); update({ states, pipeline, q: e.currentTarget.value.trim() }); }} />
     </form>
-    <${JobList} jobs=${jobs} error=${error} label="Jobs" empty=${states.length || q ? 'No job matches.' : 'No jobs yet: drop a file into a watched folder or bucket.'} />`;
+    <${JobList} jobs=${jobs} error=${error} label="Jobs" empty=${states.length || q ? 'No job matches.' : 'No jobs yet: drop a file into a watched folder or bucket.'} />
+    ${jobs?.length === limit && limit < 500 && html`<button type="button" class="quiet more" onClick=${() => setLimit(limit + 50)}>Show 50 more</button>`}`;
 }
