@@ -20,7 +20,8 @@ export interface Overview {
   pipelines: { name: string; loaded: boolean; counts: StateCounts }[];
   /** Waiting (delayed retries apart) and running against the high-water mark the sources wait at; null when the queue cannot be asked. */
   queue: { waiting: number; running: number; delayed: number; highWaterMark: number } | null;
-  activity: { since: number; intervalMs: number; intervals: Activity[] };
+  /** `spanMs`: how far back it goes (the chart's title says so); `since`: the start of its first interval. */
+  activity: { since: number; intervalMs: number; spanMs: number; intervals: Activity[] };
 }
 
 const zero = (): StateCounts => ({ queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 });
@@ -28,7 +29,8 @@ const zero = (): StateCounts => ({ queued: 0, running: 0, done: 0, failed: 0, de
 /** Everything read from the shared ledger and queue, so every role's dashboard shows the same picture. */
 async function readOverview(service: Service): Promise<Overview> {
   const now = Date.now();
-  const since = Math.floor((now - ACTIVITY_MS) / ACTIVITY_INTERVAL_MS) * ACTIVITY_INTERVAL_MS;
+  // Whole intervals, the current one last: 15 bars, the last one filling up.
+  const since = Math.floor(now / ACTIVITY_INTERVAL_MS) * ACTIVITY_INTERVAL_MS - (ACTIVITY_MS - ACTIVITY_INTERVAL_MS);
   const [counts, intervals, depth] = await Promise.all([
     service.ledger.countsByPipeline(),
     service.ledger.activity(since, ACTIVITY_INTERVAL_MS),
@@ -44,7 +46,7 @@ async function readOverview(service: Service): Promise<Overview> {
       ...others.map((name) => ({ name, loaded: false, counts: counts[name]! })),
     ],
     queue: depth && { ...depth, highWaterMark: service.highWaterMark },
-    activity: { since, intervalMs: ACTIVITY_INTERVAL_MS, intervals },
+    activity: { since, intervalMs: ACTIVITY_INTERVAL_MS, spanMs: ACTIVITY_MS, intervals },
   };
 }
 

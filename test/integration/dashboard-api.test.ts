@@ -237,7 +237,10 @@ describe('overview and pipelines', () => {
     await jobNamed('a.jpg', 'done');
     await jobNamed('b.jpg', 'dead');
     const o = await json('/v1/overview');
-    expect(o).toMatchObject({ role: 'all', queue: { waiting: 0, running: 0, delayed: 0, highWaterMark: 40 }, activity: { intervalMs: 60_000 } });
+    expect(o).toMatchObject({ role: 'all', queue: { waiting: 0, running: 0, delayed: 0, highWaterMark: 40 }, activity: { intervalMs: 60_000, spanMs: 15 * 60_000 } });
+    expect((o.now - o.activity.since) / 60_000).toBeGreaterThanOrEqual(14);
+    expect((o.now - o.activity.since) / 60_000).toBeLessThan(15);
+    expect(o.activity.since % 60_000).toBe(0);
     expect(o.pipelines).toEqual([{ name: 'photos', loaded: true, counts: expect.objectContaining({ done: 1, dead: 1, queued: 0 }) }]);
     const ended = o.activity.intervals as { done: number; dead: number; lagMeanMs: number | null }[];
     expect([ended.reduce((n, x) => n + x.done, 0), ended.reduce((n, x) => n + x.dead, 0)]).toEqual([1, 1]);

@@ -33,7 +33,7 @@ export function ActivityChart({ activity, now }) {
   const y = (n) => H - (n / top) * (H - 4);
   const points = lags.map((l, i) => (l === null ? null : `${(i + 0.5) * bw},${H - (l / lagTop) * (H - 4)}`)).filter(Boolean);
   const total = slots.reduce((n, s) => n + s.done + s.dead, 0);
-  const minutes = Math.round((now - since) / 60_000);
+  const minutes = Math.round(activity.spanMs / 60_000);
   return html`
     <figure class="chart">
       <svg viewBox=${`0 0 ${W} ${H}`} role="img" aria-labelledby="chart-title">

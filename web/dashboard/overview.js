@@ -44,7 +44,7 @@ export function OverviewPage() {
     <h1>Overview</h1>
     ${error && html`<p class="error" role="alert">Not up to date: ${error.message}</p>`}
     <p class="hint">This process runs as <strong>${data.role}</strong>; the figures are the shared ledger's and queue's.</p>
-    <section aria-labelledby="activity-h"><h2 id="activity-h">Last ${Math.round((data.now - data.activity.since) / 60000)} minutes</h2>
+    <section aria-labelledby="activity-h"><h2 id="activity-h">Last ${Math.round(data.activity.spanMs / 60000)} minutes</h2>
       <${ActivityChart} activity=${data.activity} now=${data.now} /></section>
     <section aria-labelledby="queue-h"><h2 id="queue-h">Queue</h2><${Queue} queue=${data.queue} /></section>
     <section aria-labelledby="pipelines-h"><h2 id="pipelines-h">Pipelines</h2><${Counts} pipelines=${data.pipelines} /></section>`;
