@@ -42,8 +42,9 @@ const json = async (url: string) => {
   return res.json();
 };
 const drop = (name: string, as: string) => copyFileSync(fixture(name), path.join(ws.inbox, as));
+/** The job of `key` in pipeline photos once it is in `state` (a test with a second pipeline on the same folder has two jobs per key). */
 const jobNamed = (key: string, state: string) => waitFor(`${key} ${state}`, async () =>
-  (await service.ledger.findJobs({ keyContains: key })).find((j) => j.key === key && j.state === state));
+  (await service.ledger.findJobs({ keyContains: key, pipeline: 'photos' })).find((j) => j.key === key && j.state === state));
 
 beforeEach(() => {
   ws = workspace('mf-dash-api-');
