@@ -49,8 +49,9 @@ class RateLimited extends Error {
 
 /**
  * The HTTP endpoint: S3/MinIO event records in, job requests, job state,
- * health, metrics and the dashboard (docs/HTTP.md). Errors answer `{ error, message }` with a 4xx for
- * anything the caller can fix; nothing a request sends can stop the service.
+ * health, metrics and the dashboard (docs/HTTP.md). Errors answer
+ * `{ error, message }` with a 4xx for anything the caller can fix; nothing a
+ * request sends can stop the service.
  */
 export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyInstance {
   const logger = (o.logger ?? silentLogger).child({ part: 'http' });

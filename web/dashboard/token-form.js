@@ -4,10 +4,16 @@ import { html } from './html.js';
 /** Asks for MEDIAFLOW_TOKEN once; the page keeps it for this tab only. */
 export function TokenForm({ refused, onToken }) {
   const [value, setValue] = useState('');
+  const [invalid, setInvalid] = useState(null);
   const submit = (e) => {
     e.preventDefault();
-    if (value.trim()) onToken(value.trim());
+    const t = value.trim();
+    // A header carries printable ASCII only: anything else could never match, so say so here.
+    if (!/^[\x20-\x7e]+$/.test(t)) return setInvalid('A token is printable ASCII (letters, digits, punctuation, spaces): this one has other characters.');
+    setInvalid(null);
+    onToken(t);
   };
+  const problem = invalid ?? refused;
   return html`
     <main id="main" class="token">
       <h1>mediaflow</h1>
@@ -15,10 +21,10 @@ export function TokenForm({ refused, onToken }) {
         <label for="token">Access token</label>
         <input id="token" name="token" type="password" autocomplete="current-password" required autofocus
           value=${value} onInput=${(e) => setValue(e.currentTarget.value)}
-          aria-invalid=${refused ? 'true' : 'false'} aria-describedby=${refused ? 'token-refused' : undefined} />
+          aria-invalid=${problem ? 'true' : 'false'} aria-describedby=${problem ? 'token-refused' : undefined} />
         <button type="submit">Open the dashboard</button>
         <p id="token-help" class="hint">The value of <code>MEDIAFLOW_TOKEN</code> on the server. It is kept in this tab only, until it closes.</p>
-        ${refused && html`<p id="token-refused" class="error" role="alert">${refused}</p>`}
+        ${problem && html`<p id="token-refused" class="error" role="alert">${problem}</p>`}
       </form>
     </main>`;
 }
