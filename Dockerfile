@@ -21,6 +21,8 @@ COPY bin ./bin
 COPY schema ./schema
 COPY package.json ./
 COPY pipelines ./pipelines
+# The dashboard's page (no build step: served as it is, with Preact and htm from node_modules).
+COPY web ./web
 VOLUME ["/data"]
 EXPOSE 8080
 ENTRYPOINT ["node", "bin/mediaflow.js"]

@@ -70,7 +70,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   });
   await service.start();
   try {
-    http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics, rateLimit: o.rateLimit });
+    http = await listenHttp(service, { host: o.host, port: o.port, token, logger, metrics, rateLimit: o.rateLimit, pipelinePaths: o.pipelines });
   } catch (err) {
     await service.stop(closeCompletion);
     throw err;

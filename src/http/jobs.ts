@@ -2,14 +2,24 @@ import { MediaflowError } from '../errors.js';
 import { requestFault } from '../events/job-request.js';
 import type { Job } from '../ledger/ledger.js';
 
-/** The job as GET /v1/jobs/:id shows it. */
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * The job as GET /v1/jobs/:id and the dashboard show it. `copiedFrom`: the
+ * job whose outputs the last done attempt copied (null: rendered, or done by
+ * a release before the attempt log).
+ */
 export function jobView(job: Job) {
+  const done = [...job.attemptLog].reverse().find((a) => a.outcome === 'done');
   return {
     id: job.id, pipeline: job.pipeline, state: job.state, attempts: job.attempts, error: job.error,
-    input: { store: job.store, key: job.key, version: job.version, sha256: job.sha256 },
-    outputs: job.outputs, deduplicated: job.deduplicated,
-    createdAt: new Date(job.createdAt).toISOString(), updatedAt: new Date(job.updatedAt).toISOString(),
-    nextAttemptAt: job.nextAttemptAt ? new Date(job.nextAttemptAt).toISOString() : null,
+    input: {
+      store: job.store, key: job.key, relKey: job.relKey, version: job.version, sha256: job.sha256,
+      size: job.size, contentType: job.contentType, changedAt: iso(job.changedAt === null ? null : Math.round(job.changedAt)),
+    },
+    outputs: job.outputs, deduplicated: job.deduplicated, copiedFrom: done?.copiedFrom ?? null,
+    attemptLog: job.attemptLog.map((a) => ({ ...a, startedAt: iso(a.startedAt), endedAt: iso(a.endedAt) })),
+    createdAt: iso(job.createdAt), updatedAt: iso(job.updatedAt), nextAttemptAt: job.nextAttemptAt ? iso(job.nextAttemptAt) : null,
   };
 }
 

@@ -11,6 +11,8 @@ import { BadRequest, submitJob } from '../events/job-request.js';
 import { jobView, statusOf } from './jobs.js';
 import { DEFAULT_RATE_LIMIT, formatRateLimit, formatWindow, type RateLimit } from './rate-limit.js';
 import { NotS3EventsError, s3RecordsToEvents } from '../events/s3-records.js';
+import { registerDashboardPage } from '../dashboard/page.js';
+import { registerDashboardApi } from '../dashboard/routes.js';
 
 export interface HttpOptions {
   /** Bearer token for /v1/* (MEDIAFLOW_TOKEN). Unset: /v1/* is open, which listenHttp allows on loopback only. */
@@ -22,6 +24,8 @@ export interface HttpOptions {
   metrics?: Metrics;
   /** Requests to /v1/* per client address (req.ip) and window; past it 429 with Retry-After. false: no limit. @default DEFAULT_RATE_LIMIT (300 per 10 s) */
   rateLimit?: RateLimit | false;
+  /** The pipeline files and folders the service was started with (`run --pipelines`): the dashboard checks them again. */
+  pipelinePaths?: string[];
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -45,8 +49,9 @@ class RateLimited extends Error {
 
 /**
  * The HTTP endpoint: S3/MinIO event records in, job requests, job state,
- * health and metrics. Errors answer `{ error, message }` with a 4xx for
- * anything the caller can fix; nothing a request sends can stop the service.
+ * health, metrics and the dashboard (docs/HTTP.md). Errors answer
+ * `{ error, message }` with a 4xx for anything the caller can fix; nothing a
+ * request sends can stop the service.
  */
 export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyInstance {
   const logger = (o.logger ?? silentLogger).child({ part: 'http' });
@@ -86,6 +91,8 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
   });
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+
+  registerDashboardPage(app);
 
   // Everything under /v1 needs the token; checked before the body is read, so a
   // stranger cannot make the service parse a large body.
@@ -144,6 +151,8 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
       if (!job) return reply.code(404).send(errorBody('E_NOT_FOUND', `no job ${JSON.stringify(raw)}`));
       return reply.send(jobView(job));
     });
+
+    registerDashboardApi(v1, service, { pipelinePaths: o.pipelinePaths });
   });
 
   return app;

@@ -5,6 +5,10 @@
  * Rendering is keyed by (content sha256, fingerprint): a row that is done for
  * the same content lets another name copy its outputs instead of re-rendering.
  */
+import type { Activity, JobChanges, JobQuery } from './job-list.js';
+
+export type { Activity, JobChanges, JobQuery } from './job-list.js';
+
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'dead' | 'superseded' | 'removed' | 'skipped';
 
 /** `skipped`: the input was an output of mediaflow itself (by checksum), so it started nothing. */
@@ -48,6 +52,31 @@ export interface Job {
   /** The input's size and content type as its source reported them (null when it did not). */
   size: number | null;
   contentType: string | null;
+  /** Every attempt that recorded its end, oldest first (attempts whose worker died before the end are missing). */
+  attemptLog: AttemptRecord[];
+}
+
+/**
+ * One attempt of a job as it ended. It is written by the statement that
+ * records the end (finish, markFailed), never by a statement of its own, so
+ * keeping it costs no transaction and no round trip.
+ */
+export interface AttemptRecord {
+  /** The job's attempt count when it ran: 1 is the first; a dead letter put back starts again at 1. */
+  attempt: number;
+  startedAt: number;
+  endedAt: number;
+  outcome: 'done' | 'failed' | 'dead' | 'skipped';
+  /** Why it failed, or why it was skipped. */
+  error?: string;
+  /** The step that failed, when one did. */
+  step?: string;
+  /** Time of each step rendered and written, in order (none when the outputs were copied). */
+  steps: { step: string; ms: number }[];
+  /** The job whose outputs were copied: same content, same steps, so no image work. */
+  copiedFrom?: number;
+  /** The process that ran it (MEDIAFLOW_WORKER_ID, or host:pid). */
+  worker: string;
 }
 
 export interface NewJob {
@@ -105,12 +134,13 @@ export interface ClaimRequest {
   takeOverFrom?: string;
 }
 
-/** How an attempt ended for good (markFailed is the other end: a retry follows). */
-export type JobEnd =
+/** How an attempt ended for good (markFailed is the other end: a retry follows); `attempt` goes into the job's attempt log. */
+export type JobEnd = (
   | { state: 'done'; outputs: OutputRecord[]; deduplicated: boolean; sha256?: string }
   | { state: 'dead'; error: string; sha256?: string }
   /** The input is one of mediaflow's own outputs (`reason` says whose): nothing is made from it. */
-  | { state: 'skipped'; reason: string; sha256: string };
+  | { state: 'skipped'; reason: string; sha256: string }
+) & { attempt?: AttemptRecord };
 
 /** A completion event as it is recorded: what the outbox keeps, and whose it is to send. */
 export interface EventDraft {
@@ -197,7 +227,7 @@ export interface Ledger {
    */
   finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null>;
   /** A retry follows: leaves 'running' (and the render claim) until `nextAttemptAt`. */
-  markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null>;
+  markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string, attempt?: AttemptRecord): Promise<Job | null>;
   markState(id: number, state: JobState): Promise<Job | null>;
 
   /** A job already done for the same content and fingerprint, whose outputs can be copied. */
@@ -247,8 +277,21 @@ export interface Ledger {
   unfinished(limit?: number, afterId?: number, since?: number): Promise<Job[]>;
   counts(): Promise<StateCounts & { deduplicated: number }>;
   list(state: JobState, limit?: number): Promise<Job[]>;
-  /** Puts dead letters back in the queue with a fresh attempt count; returns how many. */
-  retryDead(id?: number): Promise<number>;
+  /** Jobs for a list (the dashboard), newest first. */
+  findJobs(q: JobQuery): Promise<Job[]>;
+  /** What changed for a list since its last poll (see JobChanges), newest first; at most `q.limit` jobs of each part. */
+  jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]>;
+  /** The highest job id so far (0: none): where a list's next poll starts. */
+  lastJobId(): Promise<number>;
+  /** Jobs by pipeline and state (a pipeline absent has none). */
+  countsByPipeline(): Promise<Record<string, StateCounts>>;
+  /** Jobs that ended since `since`, per pipeline and interval of `intervalMs`, oldest first. */
+  activity(since: number, intervalMs: number): Promise<Activity[]>;
+  /**
+   * Puts dead letters back in the queue with a fresh attempt count (one by
+   * id, every one of a pipeline, or all); returns how many.
+   */
+  retryDead(which?: number | { pipeline: string }): Promise<number>;
   /** How many times each (content, fingerprint) was actually rendered: for tests and audits. */
   renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]>;
 }
@@ -269,14 +312,22 @@ export function completionOf<D extends EventDraft>(rule: CompletionRule<D>, jobs
   return { draft: rule.draft(members), jobs: members };
 }
 
-/** The columns an end sets, as both ledgers store them (outputs as JSON text). */
+/**
+ * The columns an end sets, as both ledgers store them (outputs as JSON
+ * text). `attempt_log` is the one record to append to the job's log (each
+ * ledger writes it as an append, see APPENDED).
+ */
 export function endColumns(end: JobEnd): Record<string, unknown> & { state: JobState } {
+  const log = end.attempt ? { attempt_log: JSON.stringify(end.attempt) } : {};
   switch (end.state) {
-    case 'done': return { state: 'done', outputs: JSON.stringify(end.outputs), deduplicated: end.deduplicated, error: null, ...(end.sha256 && { sha256: end.sha256 }) };
-    case 'dead': return { state: 'dead', error: end.error, next_attempt_at: null, ...(end.sha256 && { sha256: end.sha256 }) };
-    case 'skipped': return { state: 'skipped', error: end.reason, next_attempt_at: null, sha256: end.sha256 };
+    case 'done': return { state: 'done', outputs: JSON.stringify(end.outputs), deduplicated: end.deduplicated, error: null, ...(end.sha256 && { sha256: end.sha256 }), ...log };
+    case 'dead': return { state: 'dead', error: end.error, next_attempt_at: null, ...(end.sha256 && { sha256: end.sha256 }), ...log };
+    case 'skipped': return { state: 'skipped', error: end.reason, next_attempt_at: null, sha256: end.sha256, ...log };
   }
 }
+
+/** The column whose value an update appends to (a JSON array) instead of replacing. */
+export const APPENDED = 'attempt_log';
 
 /** True when a draft has anything to write or send, and so needs an outbox row. */
 export const needsOutbox = (d: EventDraft): boolean => d.manifests.length > 0 || d.targets.length > 0;

@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { MediaflowError } from '../errors.js';
 import {
-  completionOf, endColumns, needsOutbox, orderOf,
-  type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
-  type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
+  APPENDED, completionOf, endColumns, needsOutbox, orderOf,
+  type Activity, type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobChanges, type JobEnd,
+  type JobQuery, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
 import { isConflict, isOutage, PreparingClient, quoteIdent, types } from './postgres-connection.js';
+import { PostgresJobList } from './postgres-job-list.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { maskUrl } from '../urls.js';
 
@@ -23,7 +24,7 @@ interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
   version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
   outputs: OutputRecord[]; deduplicated: boolean; created_at: number; updated_at: number;
-  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null;
+  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null; attempt_log: AttemptRecord[];
 }
 
 function toJob(r: Row): Job {
@@ -32,7 +33,7 @@ function toJob(r: Row): Job {
     version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
     outputs: r.outputs, deduplicated: r.deduplicated,
     createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
-    size: r.size, contentType: r.content_type,
+    size: r.size, contentType: r.content_type, attemptLog: r.attempt_log,
   };
 }
 
@@ -51,7 +52,11 @@ export class PostgresLedger implements Ledger {
 
   private constructor(private readonly pool: pg.Pool, url: string, readonly schema: string) {
     this.location = maskUrl(url);
+    this.lists = new PostgresJobList((text, values) => this.query(text, values), toJob);
   }
+
+  /** The dashboard's reads (lists, changes, activity), in a file of their own. */
+  private readonly lists: PostgresJobList;
 
   /** Connects (checking the URL at once) and applies the migrations this database lacks. */
   static async connect(o: PostgresLedgerOptions): Promise<PostgresLedger> {
@@ -240,8 +245,10 @@ export class PostgresLedger implements Ledger {
     const cols = Object.keys(fields);
     const values = Object.values(fields);
     const leaving = fields.state !== undefined && fields.state !== 'running';
+    // The attempt log is appended to in the same statement: its record costs no statement of its own.
+    const sets = cols.map((c, i) => (c === APPENDED ? `${c} = ${c} || jsonb_build_array($${i + 3}::jsonb)` : `${c} = $${i + 3}`));
     const text = `WITH u AS (
-        UPDATE jobs SET ${cols.map((c, i) => `${c} = $${i + 3}`).join(', ')}, updated_at = $2 WHERE id = $1 RETURNING *),
+        UPDATE jobs SET ${sets.join(', ')}, updated_at = $2 WHERE id = $1 RETURNING *),
       d AS (DELETE FROM render_claims WHERE ${leaving ? 'job_id = $1' : 'false'} AND EXISTS (SELECT 1 FROM u) RETURNING sha256, fingerprint),
       o AS (INSERT INTO output_checksums (sha256, job_id)
         SELECT x->>'sha256', u.id FROM u, jsonb_array_elements(u.outputs) x WHERE u.state = 'done' AND x->>'sha256' IS NOT NULL
@@ -320,8 +327,10 @@ export class PostgresLedger implements Ledger {
     return result;
   }
 
-  async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'failed', error, next_attempt_at: Math.round(nextAttemptAt), ...(sha256 && { sha256 }) });
+  async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string, attempt?: AttemptRecord): Promise<Job | null> {
+    return this.set(id, {
+      state: 'failed', error, next_attempt_at: Math.round(nextAttemptAt), ...(sha256 && { sha256 }), ...(attempt && { [APPENDED]: JSON.stringify(attempt) }),
+    });
   }
 
   async markState(id: number, state: JobState): Promise<Job | null> {
@@ -477,11 +486,32 @@ export class PostgresLedger implements Ledger {
     return this.many('SELECT * FROM jobs WHERE state = $1 ORDER BY updated_at DESC LIMIT $2', [state, limit]);
   }
 
-  async retryDead(id?: number): Promise<number> {
-    const r = id === undefined
-      ? await this.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead'", [Date.now()])
-      : await this.query("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead' AND id = $2", [Date.now(), id]);
+  async retryDead(which?: number | { pipeline: string }): Promise<number> {
+    const retry = "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = $1 WHERE state = 'dead'";
+    const r = which === undefined ? await this.query(retry, [Date.now()])
+      : typeof which === 'number' ? await this.query(`${retry} AND id = $2`, [Date.now(), which])
+        : await this.query(`${retry} AND pipeline = $2`, [Date.now(), which.pipeline]);
     return r.rowCount ?? 0;
+  }
+
+  async findJobs(q: JobQuery): Promise<Job[]> {
+    return this.lists.findJobs(q);
+  }
+
+  async jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]> {
+    return this.lists.jobChanges(q, c);
+  }
+
+  async lastJobId(): Promise<number> {
+    return this.lists.lastJobId();
+  }
+
+  async countsByPipeline(): Promise<Record<string, StateCounts>> {
+    return this.lists.countsByPipeline();
+  }
+
+  async activity(since: number, intervalMs: number): Promise<Activity[]> {
+    return this.lists.activity(since, intervalMs);
   }
 
   async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {

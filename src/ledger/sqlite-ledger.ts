@@ -4,17 +4,18 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
 import {
-  completionOf, endColumns, needsOutbox, orderOf,
-  type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd, type JobState, type Ledger, type NewJob,
-  type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
+  APPENDED, completionOf, endColumns, needsOutbox, orderOf,
+  type Activity, type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobChanges, type JobEnd,
+  type JobQuery, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
+import { SqliteJobList } from './sqlite-job-list.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 
 interface Row {
   id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
   version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
   outputs: string; deduplicated: number; created_at: number; updated_at: number;
-  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null;
+  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null; attempt_log: string;
 }
 
 function toJob(r: Row): Job {
@@ -23,7 +24,7 @@ function toJob(r: Row): Job {
     version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
     outputs: JSON.parse(r.outputs) as OutputRecord[], deduplicated: r.deduplicated === 1,
     createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
-    size: r.size, contentType: r.content_type,
+    size: r.size, contentType: r.content_type, attemptLog: JSON.parse(r.attempt_log) as AttemptRecord[],
   };
 }
 
@@ -48,7 +49,11 @@ export class SqliteLedger implements Ledger {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.migrate();
+    this.lists = new SqliteJobList((text) => this.sql(text), toJob);
   }
+
+  /** The dashboard's reads (lists, changes, activity), in a file of their own. */
+  private readonly lists: SqliteJobList;
 
   get location(): string {
     return this.file;
@@ -130,7 +135,9 @@ export class SqliteLedger implements Ledger {
     const cols = Object.keys(fields);
     const values = { ...fields, now: Date.now(), id } as Record<string, unknown>;
     if (typeof values.deduplicated === 'boolean') values.deduplicated = values.deduplicated ? 1 : 0;
-    const r = this.sql(`UPDATE jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id RETURNING *`).get(values) as Row | undefined;
+    // The attempt log is appended to in the same statement: its record costs no statement of its own.
+    const sets = cols.map((c) => (c === APPENDED ? `${c} = json_insert(${c}, '$[#]', json(@${c}))` : `${c} = @${c}`));
+    const r = this.sql(`UPDATE jobs SET ${sets.join(', ')}, updated_at = @now WHERE id = @id RETURNING *`).get(values) as Row | undefined;
     if (r && fields.state !== undefined && fields.state !== 'running') {
       const claim = this.sql('DELETE FROM render_claims WHERE job_id = ? RETURNING sha256, fingerprint').get(id) as { sha256: string; fingerprint: string } | undefined;
       if (claim) released.push(claim);
@@ -195,8 +202,8 @@ export class SqliteLedger implements Ledger {
     return result;
   }
 
-  async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string): Promise<Job | null> {
-    return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }) });
+  async markFailed(id: number, error: string, nextAttemptAt: number, sha256?: string, attempt?: AttemptRecord): Promise<Job | null> {
+    return this.set(id, { state: 'failed', error, next_attempt_at: nextAttemptAt, ...(sha256 && { sha256 }), ...(attempt && { [APPENDED]: JSON.stringify(attempt) }) });
   }
 
   async markState(id: number, state: JobState): Promise<Job | null> {
@@ -342,12 +349,32 @@ export class SqliteLedger implements Ledger {
     return (this.sql('SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC LIMIT ?').all(state, limit) as Row[]).map(toJob);
   }
 
-  async retryDead(id?: number): Promise<number> {
+  async retryDead(which?: number | { pipeline: string }): Promise<number> {
+    const retry = "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE state = 'dead'";
     const now = Date.now();
-    const stmt = id === undefined
-      ? this.sql("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE state = 'dead'")
-      : this.sql("UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? WHERE state = 'dead' AND id = ?");
-    return (id === undefined ? stmt.run(now) : stmt.run(now, id)).changes;
+    if (which === undefined) return this.sql(retry).run(now).changes;
+    if (typeof which === 'number') return this.sql(`${retry} AND id = ?`).run(now, which).changes;
+    return this.sql(`${retry} AND pipeline = ?`).run(now, which.pipeline).changes;
+  }
+
+  async findJobs(q: JobQuery): Promise<Job[]> {
+    return this.lists.findJobs(q);
+  }
+
+  async jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]> {
+    return this.lists.jobChanges(q, c);
+  }
+
+  async lastJobId(): Promise<number> {
+    return this.lists.lastJobId();
+  }
+
+  async countsByPipeline(): Promise<Record<string, StateCounts>> {
+    return this.lists.countsByPipeline();
+  }
+
+  async activity(since: number, intervalMs: number): Promise<Activity[]> {
+    return this.lists.activity(since, intervalMs);
   }
 
   async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {

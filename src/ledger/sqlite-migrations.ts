@@ -75,4 +75,9 @@ export const SQLITE_MIGRATIONS: string[] = [
     sequencer TEXT NOT NULL,
     PRIMARY KEY (store, key)
   ) WITHOUT ROWID;`,
+  // 7: each attempt's record (its error, its steps' times, the job it copied from), appended by the
+  // statement that ends the attempt; and the jobs that ended, by time, for the dashboard's recent
+  // activity (partial: the index takes an entry only when a job ends, none on the way there).
+  `ALTER TABLE jobs ADD COLUMN attempt_log TEXT NOT NULL DEFAULT '[]';
+  CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN ('done', 'dead');`,
 ];

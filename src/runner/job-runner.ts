@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { MediaflowError } from '../errors.js';
-import type { CompletionRule, Ended, Job, JobEnd, Ledger } from '../ledger/ledger.js';
+import type { AttemptRecord, CompletionRule, Ended, Job, JobEnd, Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
+import { workerId } from '../metrics.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import { backoffDelay } from '../queue/backoff.js';
 import type { RunResult, WorkItem, WorkQueue } from '../queue/queue.js';
@@ -67,6 +68,10 @@ export class JobRunner {
     this.d.emit('started', job, p);
     const started = performance.now();
     const stepMs: Record<string, number> = {};
+    // The attempt's record goes into the statement that ends it (the ledger's attempt log): no statement of its own.
+    const steps: AttemptRecord['steps'] = [];
+    const record = (outcome: AttemptRecord['outcome'], more: Partial<AttemptRecord> = {}): AttemptRecord =>
+      ({ attempt: job.attempts, startedAt: job.updatedAt, endedAt: Date.now(), outcome, steps, worker, ...more });
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
     const work = renderJob(job, p, {
@@ -74,6 +79,7 @@ export class JobRunner {
       tmpDir: this.d.tmpDir, logger: log,
       onStep: (pipeline, stepId, seconds) => {
         stepMs[stepId] = Math.round(seconds * 1000);
+        steps.push({ step: stepId, ms: stepMs[stepId] });
         this.d.emit('step', pipeline, stepId, seconds);
       },
     }, controller.signal);
@@ -83,16 +89,19 @@ export class JobRunner {
       const result = await Promise.race([work, aborted]);
       const seconds = (performance.now() - started) / 1000;
       if (result.skipped) {
-        const skipped = await this.end(job, { state: 'skipped', reason: result.skipped, sha256: result.sha256 });
+        const skipped = await this.end(job, { state: 'skipped', reason: result.skipped, sha256: result.sha256, attempt: record('skipped', { error: result.skipped }) });
         log.warn({ reason: result.skipped }, 'input skipped: it is an output of mediaflow');
         this.d.emit('job', { job: skipped.job, pipeline: p, outcome: 'skipped', seconds, completed: skipped.completed } satisfies JobOutcome);
         return;
       }
-      const done = await this.end(job, { state: 'done', outputs: result.outputs, deduplicated: result.deduplicated, sha256: result.sha256 });
+      const done = await this.end(job, {
+        state: 'done', outputs: result.outputs, deduplicated: result.deduplicated, sha256: result.sha256,
+        attempt: record('done', result.copiedFrom === undefined ? {} : { copiedFrom: result.copiedFrom }),
+      });
       log.info({ duration: Math.round(seconds * 1000), steps: stepMs, deduplicated: result.deduplicated, outputs: result.outputs.length }, 'job done');
       this.d.emit('job', { job: done.job, pipeline: p, outcome: 'done', seconds, completed: done.completed } satisfies JobOutcome);
     } catch (err) {
-      await this.failed(job, p, err, log, (performance.now() - started) / 1000);
+      await this.failed(job, p, err, log, (performance.now() - started) / 1000, record);
     } finally {
       clearTimeout(timer);
       await work.catch(() => {});
@@ -105,30 +114,35 @@ export class JobRunner {
     return (await this.d.ledger.finish(job.id, end, this.d.completionRule())) ?? { job, completed: null };
   }
 
-  private async failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number): Promise<void> {
+  private async failed(job: Job, p: LoadedPipeline, err: unknown, log: Logger, seconds: number,
+    record: (outcome: AttemptRecord['outcome'], more: Partial<AttemptRecord>) => AttemptRecord): Promise<void> {
     const message = err instanceof Error ? err.message : String(err);
     const { step, sha256 } = (err ?? {}) as { step?: string; sha256?: string };
+    const failure = { error: message, ...(typeof step === 'string' && { step }) };
     const last = job.attempts >= p.retry.attempts;
     const stopping = this.d.stopping();
     if (isPermanent(err) || last || stopping) {
       if (stopping && !isPermanent(err) && !last) {
         // Interrupted by shutdown: left for the next start.
-        await this.d.ledger.markFailed(job.id, message, Date.now(), sha256);
+        await this.d.ledger.markFailed(job.id, message, Date.now(), sha256, record('failed', failure));
         return;
       }
-      const dead = await this.end(job, { state: 'dead', error: message, sha256 });
+      const dead = await this.end(job, { state: 'dead', error: message, sha256, attempt: record('dead', failure) });
       log.error({ err: message, step, attempts: job.attempts, duration: Math.round(seconds * 1000) }, 'job dead');
       this.d.emit('job', { job: dead.job, pipeline: p, outcome: 'dead', seconds, completed: dead.completed } satisfies JobOutcome);
       return;
     }
     const delay = backoffDelay(job.attempts, p.retry.backoffMs, p.retry.maxBackoffMs);
-    const failed = (await this.d.ledger.markFailed(job.id, message, Date.now() + delay, sha256))!;
+    const failed = (await this.d.ledger.markFailed(job.id, message, Date.now() + delay, sha256, record('failed', failure)))!;
     log.warn({ err: message, step, attempts: job.attempts, retryInMs: delay, duration: Math.round(seconds * 1000) }, 'job failed, will retry');
     this.d.emit('job', { job: failed, pipeline: p, outcome: 'failed', seconds } satisfies JobOutcome);
     // Queued now to run after the delay; should that be lost (a restart), the ledger's poll finds the job when it falls due.
     await this.d.queue.add(itemOf(failed), delay).catch((e: unknown) => log.warn({ err: e }, 'retry not queued now (the ledger poll will find it)'));
   }
 }
+
+/** This process, as the attempt log names the worker of each attempt (the same id as the metrics' `worker` label). */
+const worker = workerId();
 
 /** The queue entry for a ledger job: serialised per (pipeline, store, key), named by (job, attempts so far). */
 export function itemOf(job: Job): WorkItem {

@@ -28,6 +28,8 @@ export interface RenderResult {
   sha256: string;
   /** Set when nothing was made: the input is one of mediaflow's own outputs (the reason says whose). */
   skipped?: string;
+  /** The job whose outputs were copied (deduplicated). */
+  copiedFrom?: number;
 }
 
 const IN_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -67,7 +69,7 @@ export async function renderJob(job: Job, p: LoadedPipeline, d: RenderDeps, sign
       const skipped = `input has the bytes of an output of mediaflow (job ${of.jobId}, pipeline ${of.pipeline}, made from ${of.key}): not processed, so outputs never feed back into a pipeline`;
       return { outputs: [], deduplicated: false, sha256: input.sha256, skipped };
     }
-    if (copied.outputs) return { outputs: copied.outputs, deduplicated: true, sha256: input.sha256 };
+    if (copied.outputs) return { outputs: copied.outputs, deduplicated: true, sha256: input.sha256, copiedFrom: copied.from };
 
     // The claim is this job's until it leaves 'running' (the ledger lets go then); renewed while the steps run.
     const renew = setInterval(() => {
@@ -113,15 +115,15 @@ const CLAIM_POLL_MS = 1000;
 /**
  * The ledger decides who renders (claimRender). Returns the job that wrote
  * these bytes when they are an output of mediaflow; the outputs copied from
- * the render of the same content; or `outputs: null` once this job holds the
- * claim and must render. While another job renders, this one waits for it
+ * the render of the same content and the job that made them; or `outputs:
+ * null` once this job holds the claim and must render. While another job renders, this one waits for it
  * (woken by the ledger when that claim ends in this process, polling for
  * other processes); a claim whose owner is provably gone (a process of this
  * machine that died) is taken over at once, any other once its lease expires.
  */
 async function copyOrClaim(
   job: Job, p: LoadedPipeline, d: RenderDeps, sha256: string, keyFor: (id: string, ext: string) => string, signal: AbortSignal,
-): Promise<{ of: OutputOrigin } | { outputs: OutputRecord[] | null }> {
+): Promise<{ of: OutputOrigin } | { outputs: OutputRecord[]; from: number } | { outputs: null }> {
   let rendered = true;
   let takeOverFrom: string | undefined;
   let waitedFor: number | undefined;
@@ -135,7 +137,7 @@ async function copyOrClaim(
         d.logger.warn({ err, job: job.id, from: c.job.id }, 'earlier outputs unreadable, rendering again');
         return null;
       });
-      if (copied) return { outputs: copied };
+      if (copied) return { outputs: copied, from: c.job.id };
       rendered = false; // gone or overwritten since: this job renders again, once it holds the claim
       continue;
     }

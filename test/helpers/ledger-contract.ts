@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CompletionRule, EventDraft, Job, Ledger, RenderClaim } from '../../src/ledger/ledger.js';
+import { describeListContract } from './ledger-contract-lists.js';
 
 type ContractLedger = Ledger;
 
@@ -44,6 +45,7 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
     beforeEach(async () => { place = await makePlace(); });
     afterEach(async () => { await place.cleanup(); });
     const fixture = { open: () => place.ledger, another: () => place.another() };
+    describeListContract(fixture.open);
 
     it('finds the same row for the same key version, a new one for a new version', async () => {
       const l = fixture.open();

@@ -72,9 +72,14 @@ describe('SqliteLedger migrations', () => {
       copyFileSync(fixture('ledger-0.1.0/ledger.sqlite'), path.join(old, 'ledger.sqlite'));
       const l = new SqliteLedger(old);
       try {
-        expect(l.schemaVersion).toBe(6);
+        expect(l.schemaVersion).toBe(7);
         expect(await l.counts()).toMatchObject({ queued: 1, done: 1, dead: 1, skipped: 0 });
         expect(await l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, size: null, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
+        // Jobs from before the attempt log have an empty one; they count in the activity of when they ended.
+        expect((await l.get(1))!.attemptLog).toEqual([]);
+        const ended = await l.activity(0, 60_000);
+        expect([ended.reduce((n, a) => n + a.done, 0), ended.reduce((n, a) => n + a.dead, 0)]).toEqual([1, 1]);
+        expect(ended.every((a) => a.lagMeanMs === null)).toBe(true);
         expect(await l.get(2)).toMatchObject({ key: 'b.jpg', state: 'dead', error: 'b.jpg: corrupt or truncated image' });
         expect((await l.unfinished()).map((j) => j.key)).toEqual(['c.jpg']);
         expect(await l.outbox()).toMatchObject([{ eventId: 'evt-1', owner: null, body: '{"id":"evt-1"}', targets: [{ url: 'http://127.0.0.1:9/hook' }] }]);
@@ -87,7 +92,7 @@ describe('SqliteLedger migrations', () => {
       }
       // Opening again applies nothing twice.
       const again = new SqliteLedger(old);
-      expect(again.schemaVersion).toBe(6);
+      expect(again.schemaVersion).toBe(7);
       expect((await again.counts()).done).toBe(1);
       await again.close();
     } finally {
@@ -99,6 +104,6 @@ describe('SqliteLedger migrations', () => {
     const db = new Database(path.join(dir, 'ledger.sqlite'));
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(6\); upgrade mediaflow/);
+    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(7\); upgrade mediaflow/);
   });
 });
