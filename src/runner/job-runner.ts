@@ -70,8 +70,11 @@ export class JobRunner {
     const stepMs: Record<string, number> = {};
     // The attempt's record goes into the statement that ends it (the ledger's attempt log): no statement of its own.
     const steps: AttemptRecord['steps'] = [];
+    // An input's steps are made at once and end in any order: recorded in the pipeline's order.
+    const order = new Map(p.steps.map((s, i) => [s.id, i]));
+    const inOrder = () => [...steps].sort((a, b) => order.get(a.step)! - order.get(b.step)!);
     const record = (outcome: AttemptRecord['outcome'], more: Partial<AttemptRecord> = {}): AttemptRecord =>
-      ({ attempt: job.attempts, startedAt: job.updatedAt, endedAt: Date.now(), outcome, steps, worker, ...more });
+      ({ attempt: job.attempts, startedAt: job.updatedAt, endedAt: Date.now(), outcome, steps: inOrder(), worker, ...more });
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new MediaflowError('E_TIMEOUT', `job ran longer than ${p.timeoutMs} ms (timeoutMs)`)), p.timeoutMs);
     const work = renderJob(job, p, {
