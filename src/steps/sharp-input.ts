@@ -3,7 +3,7 @@ import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { z } from 'zod';
 import { ImageLock } from './image-lock.js';
-import { DEFAULT_MAX_FRAMES, isPermanent, PermanentError, type StepContext, type StepInput } from './step.js';
+import { DEFAULT_MAX_FRAMES, isPermanent, PermanentError, type Artefact, type StepContext, type StepInput } from './step.js';
 
 // libvips caches operations by file path: a watched path rewritten with new
 // bytes would otherwise come back with the old pixels.
@@ -232,6 +232,20 @@ export function encode(img: Sharp, o: EncodeOptions): Sharp {
     case 'webp': return img.webp({ quality: o.quality });
     case 'avif': return img.avif({ quality: o.quality });
   }
+}
+
+/** Encodes an image step's output and describes it. */
+export async function toArtefact(img: Sharp, o: EncodeOptions & { id: string }): Promise<Artefact> {
+  const { data, info } = await encode(img, o).toBuffer({ resolveWithObject: true });
+  return {
+    stepId: o.id,
+    ext: extOf(o.format),
+    contentType: contentTypeOf(o.format),
+    data,
+    width: info.width,
+    // For animated output sharp reports the height of all frames stacked.
+    height: info.pageHeight ?? info.height,
+  };
 }
 
 export const extOf = (f: OutputFormat): string => (f === 'jpeg' ? 'jpg' : f);

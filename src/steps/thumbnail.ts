@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ResizeOptions, Sharp } from 'sharp';
-import { checkAnimated, contentTypeOf, encode, encodeFields, extOf, outputFormats, stepId, withImage } from './sharp-input.js';
+import { checkAnimated, encodeFields, outputFormats, stepId, toArtefact, withImage } from './sharp-input.js';
 import type { Artefact, Size, StepType } from './step.js';
 
 const dimension = z.int().min(1).max(16384);
@@ -24,7 +24,6 @@ const schema = z.strictObject({
 
 type Options = z.output<typeof schema>;
 
-/** Resize (of pixels already upright) and encode. */
 const resizeOf = (o: Options): ResizeOptions => ({
   width: o.width,
   height: o.height,
@@ -33,19 +32,8 @@ const resizeOf = (o: Options): ResizeOptions => ({
   background: o.background,
 });
 
-async function make(img: Sharp, o: Options): Promise<Artefact> {
-  const resized = img.resize(resizeOf(o));
-  const { data, info } = await encode(resized, o).toBuffer({ resolveWithObject: true });
-  return {
-    stepId: o.id,
-    ext: extOf(o.format),
-    contentType: contentTypeOf(o.format),
-    data,
-    width: info.width,
-    // For animated output sharp reports the height of all frames stacked.
-    height: info.pageHeight ?? info.height,
-  };
-}
+/** Resize (of pixels already upright) and encode. */
+const make = (img: Sharp, o: Options): Promise<Artefact> => toArtefact(img.resize(resizeOf(o)), o);
 
 /**
  * The scale sharp resizes the input by for these options: inside and contain
