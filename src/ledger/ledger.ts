@@ -248,8 +248,6 @@ export interface Ledger {
   onRenderReleased(listener: (sha256: string, fingerprint: string) => void): () => void;
   /** Records the checksums of a job's outputs before they are written (one round trip): known as mediaflow's own even if read back before the job is done. */
   recordOutputs(sha256s: readonly string[], jobId: number): Promise<void>;
-  /** A job that wrote an output with these bytes, if any. */
-  outputWith(sha256: string): Promise<OutputOrigin | null>;
 
   /** Takes an entry over from `from` (its owner is gone): false when another process took it first. */
   takeOutbox(id: number, from: string | null, to: string): Promise<boolean>;

@@ -409,13 +409,6 @@ export class PostgresLedger implements Ledger {
     await this.query('INSERT INTO output_checksums (sha256, job_id) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING', [[...sha256s], jobId]);
   }
 
-  async outputWith(sha256: string): Promise<OutputOrigin | null> {
-    const { rows } = await this.query<{ job_id: number; pipeline: string | null; key: string | null }>(
-      'SELECT c.job_id, j.pipeline, j.key FROM output_checksums c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = $1 LIMIT 1', [sha256]);
-    const r = rows[0];
-    return r ? { jobId: r.job_id, pipeline: r.pipeline ?? '?', key: r.key ?? '?' } : null;
-  }
-
   async takeOutbox(id: number, from: string | null, to: string): Promise<boolean> {
     const r = await this.query('UPDATE outbox SET owner = $3 WHERE id = $1 AND owner IS NOT DISTINCT FROM $2', [id, from, to]);
     return r.rowCount === 1;

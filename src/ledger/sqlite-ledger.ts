@@ -230,7 +230,7 @@ export class SqliteLedger implements Ledger {
    */
   async claimRender(c: ClaimRequest): Promise<RenderClaim> {
     return this.db.transaction((): RenderClaim => {
-      const of = this.outputWithNow(c.sha256);
+      const of = this.outputWith(c.sha256);
       if (of) return { kind: 'output', of };
       const now = Date.now();
       const won = this.sql(`INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at) VALUES (@sha256, @fingerprint, @jobId, @owner, @expires)
@@ -272,11 +272,8 @@ export class SqliteLedger implements Ledger {
     this.db.transaction(() => { for (const s of sha256s) insert.run(s, jobId); })();
   }
 
-  async outputWith(sha256: string): Promise<OutputOrigin | null> {
-    return this.outputWithNow(sha256);
-  }
-
-  private outputWithNow(sha256: string): OutputOrigin | null {
+  /** The job that wrote an output with these bytes, if any. */
+  private outputWith(sha256: string): OutputOrigin | null {
     const row = this.sql(`SELECT c.job_id AS jobId, j.pipeline AS pipeline, j.key AS key FROM output_checksums c
       LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = ? LIMIT 1`).get(sha256) as { jobId: number; pipeline: string | null; key: string | null } | undefined;
     return row ? { jobId: row.jobId, pipeline: row.pipeline ?? '?', key: row.key ?? '?' } : null;

@@ -84,8 +84,9 @@ describe('SqliteLedger migrations', () => {
         expect((await l.unfinished()).map((j) => j.key)).toEqual(['c.jpg']);
         expect(await l.outbox()).toMatchObject([{ eventId: 'evt-1', owner: null, body: '{"id":"evt-1"}', targets: [{ url: 'http://127.0.0.1:9/hook' }] }]);
         // The outputs the old release wrote are known as mediaflow's own.
-        expect(await l.outputWith('aa'.repeat(32))).toMatchObject({ jobId: 1, key: 'a.jpg' });
-        expect(await l.outputWith('bb'.repeat(32))).toMatchObject({ jobId: 1 });
+        const asked = (sha256: string) => l.claimRender({ sha256, fingerprint: 'f1', jobId: 3, owner: 'host-1-1', leaseMs: 60_000 });
+        expect(await asked('aa'.repeat(32))).toMatchObject({ kind: 'output', of: { jobId: 1, key: 'a.jpg' } });
+        expect(await asked('bb'.repeat(32))).toMatchObject({ kind: 'output', of: { jobId: 1 } });
         expect((await l.findRender('11'.repeat(32), 'f1'))?.id).toBe(1);
       } finally {
         await l.close();
