@@ -223,7 +223,8 @@ export interface Ledger {
    * workers ending an input's last jobs at once exactly one completes it.
    * A job that had ended already (a worker thought gone finishing late)
    * completes nothing. Leaving 'running' lets go of the render claim in the
-   * same transaction. null: no such job.
+   * same transaction; a copied job's outputs (deduplicated: no render
+   * recorded them) are known by checksum from its end. null: no such job.
    */
   finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null>;
   /** A retry follows: leaves 'running' (and the render claim) until `nextAttemptAt`. */
@@ -246,7 +247,7 @@ export interface Ledger {
   releaseRender(sha256: string, fingerprint: string, jobId: number): Promise<void>;
   /** Calls `listener` when a claim of this process ends; claims of other processes are seen by polling. Returns the unsubscribe. */
   onRenderReleased(listener: (sha256: string, fingerprint: string) => void): () => void;
-  /** Records the checksums of a job's outputs before they are written (one round trip): known as mediaflow's own even if read back before the job is done. */
+  /** Records the checksums of a render's outputs before they are written (one round trip): known as mediaflow's own even if read back before the job is done. */
   recordOutputs(sha256s: readonly string[], jobId: number): Promise<void>;
 
   /** Takes an entry over from `from` (its owner is gone): false when another process took it first. */

@@ -231,7 +231,8 @@ export class PostgresLedger implements Ledger {
 
   /**
    * One statement: the update, and for a job leaving 'running' the release
-   * of its render claim and (when done) its outputs' checksums.
+   * of its render claim and (when done from a copy) its outputs' checksums: a
+   * render's were recorded before they were written (recordOutputs).
    */
   private async set(id: number, fields: Record<string, unknown> & { state?: JobState }): Promise<Job | null> {
     const released: Released[] = [];
@@ -251,7 +252,7 @@ export class PostgresLedger implements Ledger {
         UPDATE jobs SET ${sets.join(', ')}, updated_at = $2 WHERE id = $1 RETURNING *),
       d AS (DELETE FROM render_claims WHERE ${leaving ? 'job_id = $1' : 'false'} AND EXISTS (SELECT 1 FROM u) RETURNING sha256, fingerprint),
       o AS (INSERT INTO output_checksums (sha256, job_id)
-        SELECT x->>'sha256', u.id FROM u, jsonb_array_elements(u.outputs) x WHERE u.state = 'done' AND x->>'sha256' IS NOT NULL
+        SELECT x->>'sha256', u.id FROM u, jsonb_array_elements(u.outputs) x WHERE u.state = 'done' AND u.deduplicated AND x->>'sha256' IS NOT NULL
         ON CONFLICT DO NOTHING)
       SELECT u.*, (SELECT json_build_object('sha256', d.sha256, 'fingerprint', d.fingerprint) FROM d LIMIT 1) AS released FROM u`;
     const row = (await db.query<Row & { released: Released | null }>(text, [id, Date.now(), ...values])).rows[0];

@@ -120,8 +120,9 @@ export class SqliteLedger implements Ledger {
   /**
    * Updates a job and returns it as it is now (RETURNING: no second query to
    * read it back). A job that leaves 'running' lets go of its render claim in
-   * the same transaction, so no one waits for a render that is over; a done
-   * job's outputs are known by checksum from then on.
+   * the same transaction, so no one waits for a render that is over; a
+   * copied job's outputs are known by checksum from then on (a render's were
+   * recorded before they were written, see recordOutputs).
    */
   private set(id: number, fields: Record<string, unknown> & { state?: JobState }): Job | null {
     const released: { sha256: string; fingerprint: string }[] = [];
@@ -141,7 +142,7 @@ export class SqliteLedger implements Ledger {
     if (r && fields.state !== undefined && fields.state !== 'running') {
       const claim = this.sql('DELETE FROM render_claims WHERE job_id = ? RETURNING sha256, fingerprint').get(id) as { sha256: string; fingerprint: string } | undefined;
       if (claim) released.push(claim);
-      if (r.state === 'done') {
+      if (r.state === 'done' && r.deduplicated === 1) {
         const record = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
         for (const o of JSON.parse(r.outputs) as OutputRecord[]) if (o.sha256) record.run(o.sha256, id);
       }

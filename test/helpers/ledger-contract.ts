@@ -241,7 +241,7 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       }
     });
 
-    it('knows every output it wrote by checksum, recorded before the write and on done', async () => {
+    it('knows every output it wrote by checksum: a render\'s recorded before the write, a copy\'s on done', async () => {
       const l = fixture.open();
       const a = await running(l, 'a.jpg');
       const b = await running(l, 'b.jpg');
@@ -252,8 +252,13 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       // Asked for a render of those bytes, the ledger answers whose output they are, and claims nothing.
       expect(await l.claimRender(claimOf(b.id, 'host-2-2', { sha256: 'o1' }))).toEqual({ kind: 'output', of: { jobId: a.id, pipeline: 'p', key: 'a.jpg' } });
       expect(await l.renewRender('o1', 'f', b.id, 60_000)).toBe(false);
+      // A render's end records nothing more: its outputs were recorded before they were written.
       await l.finish(a.id, { state: 'done', outputs: [output('o1'), output('o2')], deduplicated: false, sha256: 'content' });
-      expect(await outputOf(l, 'o2', b.id)).toMatchObject({ jobId: a.id });
+      expect(await outputOf(l, 'o2', b.id)).toBeNull();
+      // A copy never records its outputs before writing them (no render made them): its end does.
+      const c = await running(l, 'c.jpg');
+      await l.finish(c.id, { state: 'done', outputs: [output('o4')], deduplicated: true, sha256: 'content' });
+      expect(await outputOf(l, 'o4', b.id)).toEqual({ jobId: c.id, pipeline: 'p', key: 'c.jpg' });
       // An input's own checksum is not an output's.
       expect(await outputOf(l, 'content', b.id)).toBeNull();
     });
@@ -289,7 +294,8 @@ export function describeLedgerContract(name: string, makePlace: () => Promise<Le
       const a = await running(l, 'a.jpg');
       await l.claimRender(claimOf(a.id));
       const failing: CompletionRule = { pipelines: new Map([['p', 'f']]), draft: () => { throw new Error('no event'); } };
-      await expect(l.finish(a.id, { state: 'done', outputs: [output('o1')], deduplicated: false, sha256: 'content' }, failing)).rejects.toThrow('no event');
+      // A copy's end, so that its outputs' checksums would be recorded with it.
+      await expect(l.finish(a.id, { state: 'done', outputs: [output('o1')], deduplicated: true, sha256: 'content' }, failing)).rejects.toThrow('no event');
       expect(await l.get(a.id)).toMatchObject({ state: 'running', outputs: [] });
       expect(await l.claimRender(claimOf(999, 'host-2-2'))).toMatchObject({ kind: 'busy', jobId: a.id });
       expect(await outputOf(l, 'o1', 999)).toBeNull();
