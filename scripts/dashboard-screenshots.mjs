@@ -76,7 +76,7 @@ try {
   await sleep(2500); // one more poll, so the chart and counts are the last ones
   await page.screenshot({ path: path.join(root, 'docs', 'dashboard-overview.png'), fullPage: true });
 
-  const [beach] = await service.ledger.findJobs({ keyContains: 'holiday/beach.jpg', pipeline: 'photos' });
+  const [beach] = await service.ledger.jobList.findJobs({ keyContains: 'holiday/beach.jpg', pipeline: 'photos' });
   await page.goto(`${http.url}/#/jobs/${beach.id}`);
   await page.getByRole('heading', { name: 'Outputs' }).waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('img.output-image')].every((i) => i.naturalWidth > 0));

@@ -32,8 +32,8 @@ async function readOverview(service: Service): Promise<Overview> {
   // Whole intervals, the current one last: 15 bars, the last one filling up.
   const since = Math.floor(now / ACTIVITY_INTERVAL_MS) * ACTIVITY_INTERVAL_MS - (ACTIVITY_MS - ACTIVITY_INTERVAL_MS);
   const [counts, intervals, depth] = await Promise.all([
-    service.ledger.countsByPipeline(),
-    service.ledger.activity(since, ACTIVITY_INTERVAL_MS),
+    service.ledger.jobList.countsByPipeline(),
+    service.ledger.jobList.activity(since, ACTIVITY_INTERVAL_MS),
     service.queue.depth().catch(() => null),
   ]);
   const loaded = service.pipelineList.map((p) => p.name);

@@ -38,8 +38,8 @@ export function registerDashboardApi(v1: FastifyInstance, service: Service, o: D
     const { query, changes } = readListRequest(req.query as Record<string, unknown>);
     const now = Date.now();
     const [lastId, jobs] = await Promise.all([
-      service.ledger.lastJobId(),
-      changes ? service.ledger.jobChanges(query, changes) : service.ledger.findJobs(query),
+      service.ledger.jobList.lastJobId(),
+      changes ? service.ledger.jobList.jobChanges(query, changes) : service.ledger.jobList.findJobs(query),
     ]);
     return { jobs: jobs.map(jobView), cursor: { since: now - POLL_MARGIN_MS, after: lastId } };
   });

@@ -3,7 +3,21 @@
  * list since its last poll, and what ended lately. Reads only: none of it is
  * on a job's way through.
  */
-import type { JobState } from './ledger.js';
+import type { Job, JobState, StateCounts } from './ledger.js';
+
+/** The dashboard's reads, one object of the ledger (Ledger.jobList), the same answers from either ledger. */
+export interface JobList {
+  /** Jobs for a list, newest first. */
+  findJobs(q: JobQuery): Promise<Job[]>;
+  /** What changed for a list since its last poll (see JobChanges), newest first; at most `q.limit` jobs of each part. */
+  jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]>;
+  /** The highest job id so far (0: none): where a list's next poll starts. */
+  lastJobId(): Promise<number>;
+  /** Jobs by pipeline and state (a pipeline absent has none). */
+  countsByPipeline(): Promise<Record<string, StateCounts>>;
+  /** Jobs that ended since `since`, per pipeline and interval of `intervalMs`, oldest first. */
+  activity(since: number, intervalMs: number): Promise<Activity[]>;
+}
 
 /**
  * Which jobs a list shows, newest (highest id) first: every condition given

@@ -5,9 +5,9 @@
  * Rendering is keyed by (content sha256, fingerprint): a row that is done for
  * the same content lets another name copy its outputs instead of re-rendering.
  */
-import type { Activity, JobChanges, JobQuery } from './job-list.js';
+import type { JobList } from './job-list.js';
 
-export type { Activity, JobChanges, JobQuery } from './job-list.js';
+export type { Activity, JobChanges, JobList, JobQuery } from './job-list.js';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'dead' | 'superseded' | 'removed' | 'skipped';
 
@@ -276,16 +276,8 @@ export interface Ledger {
   unfinished(limit?: number, afterId?: number, since?: number): Promise<Job[]>;
   counts(): Promise<StateCounts & { deduplicated: number }>;
   list(state: JobState, limit?: number): Promise<Job[]>;
-  /** Jobs for a list (the dashboard), newest first. */
-  findJobs(q: JobQuery): Promise<Job[]>;
-  /** What changed for a list since its last poll (see JobChanges), newest first; at most `q.limit` jobs of each part. */
-  jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]>;
-  /** The highest job id so far (0: none): where a list's next poll starts. */
-  lastJobId(): Promise<number>;
-  /** Jobs by pipeline and state (a pipeline absent has none). */
-  countsByPipeline(): Promise<Record<string, StateCounts>>;
-  /** Jobs that ended since `since`, per pipeline and interval of `intervalMs`, oldest first. */
-  activity(since: number, intervalMs: number): Promise<Activity[]>;
+  /** What the dashboard reads: lists of jobs, what changed in a list since its last poll, and what ended lately. */
+  readonly jobList: JobList;
   /**
    * Puts dead letters back in the queue with a fresh attempt count (one by
    * id, every one of a pipeline, or all); returns how many.

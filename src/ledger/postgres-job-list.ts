@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { likePattern, listLimit, type Activity, type JobChanges, type JobQuery } from './job-list.js';
+import { likePattern, listLimit, type Activity, type JobChanges, type JobList, type JobQuery } from './job-list.js';
 import type { Job, JobState, StateCounts } from './ledger.js';
 
 type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
@@ -25,7 +25,7 @@ function conditions(q: JobQuery, p: Param): string {
  * SQLite ledger's (the contract suite runs on both), each part an index
  * range (the id, the (state, id) index, the partial index of ended jobs).
  */
-export class PostgresJobList {
+export class PostgresJobList implements JobList {
   constructor(private readonly query: Query, private readonly toJob: (row: never) => Job) {}
 
   private async jobs(text: string, values: unknown[]): Promise<Job[]> {

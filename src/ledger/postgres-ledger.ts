@@ -3,8 +3,8 @@ import pg from 'pg';
 import { MediaflowError } from '../errors.js';
 import {
   APPENDED, completionOf, endColumns, needsOutbox, orderOf,
-  type Activity, type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobChanges, type JobEnd,
-  type JobQuery, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
+  type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd,
+  type JobList, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
 import { isConflict, isOutage, PreparingClient, quoteIdent, types } from './postgres-connection.js';
 import { PostgresJobList } from './postgres-job-list.js';
@@ -52,11 +52,11 @@ export class PostgresLedger implements Ledger {
 
   private constructor(private readonly pool: pg.Pool, url: string, readonly schema: string) {
     this.location = maskUrl(url);
-    this.lists = new PostgresJobList((text, values) => this.query(text, values), toJob);
+    this.jobList = new PostgresJobList((text, values) => this.query(text, values), toJob);
   }
 
   /** The dashboard's reads (lists, changes, activity), in a file of their own. */
-  private readonly lists: PostgresJobList;
+  readonly jobList: JobList;
 
   /** Connects (checking the URL at once) and applies the migrations this database lacks. */
   static async connect(o: PostgresLedgerOptions): Promise<PostgresLedger> {
@@ -486,26 +486,6 @@ export class PostgresLedger implements Ledger {
       : typeof which === 'number' ? await this.query(`${retry} AND id = $2`, [Date.now(), which])
         : await this.query(`${retry} AND pipeline = $2`, [Date.now(), which.pipeline]);
     return r.rowCount ?? 0;
-  }
-
-  async findJobs(q: JobQuery): Promise<Job[]> {
-    return this.lists.findJobs(q);
-  }
-
-  async jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]> {
-    return this.lists.jobChanges(q, c);
-  }
-
-  async lastJobId(): Promise<number> {
-    return this.lists.lastJobId();
-  }
-
-  async countsByPipeline(): Promise<Record<string, StateCounts>> {
-    return this.lists.countsByPipeline();
-  }
-
-  async activity(since: number, intervalMs: number): Promise<Activity[]> {
-    return this.lists.activity(since, intervalMs);
   }
 
   async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { likePattern, listLimit, type Activity, type JobChanges, type JobQuery } from './job-list.js';
+import { likePattern, listLimit, type Activity, type JobChanges, type JobList, type JobQuery } from './job-list.js';
 import type { Job, JobState, StateCounts } from './ledger.js';
 
 /** A query's conditions other than its states, as SQL terms and their values. */
@@ -26,7 +26,7 @@ const and = (terms: string[]) => terms.map((t) => ` AND ${t}`).join('');
  * order within a state; the partial index of ended jobs), so looking costs
  * little however many jobs the ledger holds.
  */
-export class SqliteJobList {
+export class SqliteJobList implements JobList {
   constructor(
     private readonly sql: (text: string) => Database.Statement,
     private readonly toJob: (row: never) => Job,
@@ -41,7 +41,7 @@ export class SqliteJobList {
    * index and cut at the limit: `state IN (…) ORDER BY id` would sort every
    * job of those states (all the done ones) to show fifty.
    */
-  findJobs(q: JobQuery): Job[] {
+  async findJobs(q: JobQuery): Promise<Job[]> {
     const limit = listLimit(q);
     const { terms, values } = conditions(q);
     if (q.beforeId !== undefined) {
@@ -61,7 +61,7 @@ export class SqliteJobList {
    * index of ended jobs (recent ones only, however many there are); queued,
    * running and failed ones are few (sources wait at the high-water mark).
    */
-  jobChanges(q: JobQuery, c: JobChanges): Job[] {
+  async jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]> {
     const limit = listLimit(q);
     const { terms, values: filterValues } = conditions(q);
     const states = q.states?.length ? q.states : null;
@@ -97,11 +97,11 @@ export class SqliteJobList {
     return this.jobs(`${parts.join(' UNION ')} ORDER BY id DESC`, values);
   }
 
-  lastJobId(): number {
+  async lastJobId(): Promise<number> {
     return (this.sql('SELECT COALESCE(MAX(id), 0) AS id FROM jobs').get() as { id: number }).id;
   }
 
-  countsByPipeline(): Record<string, StateCounts> {
+  async countsByPipeline(): Promise<Record<string, StateCounts>> {
     const counts: Record<string, StateCounts> = {};
     for (const r of this.sql('SELECT pipeline, state, COUNT(*) AS n FROM jobs GROUP BY pipeline, state').all() as { pipeline: string; state: JobState; n: number }[]) {
       counts[r.pipeline] ??= { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
@@ -115,7 +115,7 @@ export class SqliteJobList {
    * log recorded it (jobs from before the log have none). INDEXED BY: without
    * statistics SQLite would read every done job through the state index.
    */
-  activity(since: number, intervalMs: number): Activity[] {
+  async activity(since: number, intervalMs: number): Promise<Activity[]> {
     const interval = Math.max(1, Math.round(intervalMs));
     // A number is bound as a REAL: CAST makes the division an integer one.
     const rows = this.sql(`SELECT pipeline, CAST(updated_at / @interval AS INTEGER) * @interval AS at,

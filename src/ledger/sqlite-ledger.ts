@@ -5,8 +5,8 @@ import path from 'node:path';
 import { MediaflowError } from '../errors.js';
 import {
   APPENDED, completionOf, endColumns, needsOutbox, orderOf,
-  type Activity, type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobChanges, type JobEnd,
-  type JobQuery, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
+  type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd,
+  type JobList, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
 } from './ledger.js';
 import { SqliteJobList } from './sqlite-job-list.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
@@ -49,11 +49,11 @@ export class SqliteLedger implements Ledger {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.migrate();
-    this.lists = new SqliteJobList((text) => this.sql(text), toJob);
+    this.jobList = new SqliteJobList((text) => this.sql(text), toJob);
   }
 
   /** The dashboard's reads (lists, changes, activity), in a file of their own. */
-  private readonly lists: SqliteJobList;
+  readonly jobList: JobList;
 
   get location(): string {
     return this.file;
@@ -353,26 +353,6 @@ export class SqliteLedger implements Ledger {
     if (which === undefined) return this.sql(retry).run(now).changes;
     if (typeof which === 'number') return this.sql(`${retry} AND id = ?`).run(now, which).changes;
     return this.sql(`${retry} AND pipeline = ?`).run(now, which.pipeline).changes;
-  }
-
-  async findJobs(q: JobQuery): Promise<Job[]> {
-    return this.lists.findJobs(q);
-  }
-
-  async jobChanges(q: JobQuery, c: JobChanges): Promise<Job[]> {
-    return this.lists.jobChanges(q, c);
-  }
-
-  async lastJobId(): Promise<number> {
-    return this.lists.lastJobId();
-  }
-
-  async countsByPipeline(): Promise<Record<string, StateCounts>> {
-    return this.lists.countsByPipeline();
-  }
-
-  async activity(since: number, intervalMs: number): Promise<Activity[]> {
-    return this.lists.activity(since, intervalMs);
   }
 
   async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {

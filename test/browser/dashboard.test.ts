@@ -50,7 +50,7 @@ describeBrowser('dashboard in Chromium', () => {
 
   const drop = (name: string, as: string) => copyFileSync(fixture(name), path.join(ws.inbox, as));
   const ended = (key: string, state: 'done' | 'dead') => waitFor(`${key} ${state}`, async () =>
-    (await service.ledger.findJobs({ keyContains: key })).find((j) => j.key === key && j.state === state), WAIT);
+    (await service.ledger.jobList.findJobs({ keyContains: key })).find((j) => j.key === key && j.state === state), WAIT);
 
   async function signIn(page: Page): Promise<void> {
     await page.goto(`${http.url}/`);
@@ -229,7 +229,7 @@ describeBrowser('dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Retry broken.jpg' }).waitFor();
     await tabTo('Retry broken.jpg');
     await page.keyboard.press('Enter');
-    await waitFor('retried by keyboard', async () => (await service.ledger.findJobs({ keyContains: 'broken.jpg' }))[0]!.attemptLog.length === 2, WAIT);
+    await waitFor('retried by keyboard', async () => (await service.ledger.jobList.findJobs({ keyContains: 'broken.jpg' }))[0]!.attemptLog.length === 2, WAIT);
     // The filters are labelled controls.
     await page.goto(`${http.url}/#/jobs`);
     await page.getByLabel('Search by key').fill('camera-roll');

@@ -55,45 +55,45 @@ export function describeListContract(open: () => Ledger): void {
     const q = (await l.upsert(job('trip/IMG_1.jpg', { pipeline: 'q' }))).job;
     await l.finish(ids[1]!, { state: 'dead', error: 'corrupt' });
     const keysOf = (jobs: Job[]) => jobs.map((j) => `${j.pipeline}:${j.key}`);
-    expect((await l.findJobs({})).map((j) => j.id)).toEqual([q.id, ...[...ids].reverse()]);
-    expect(keysOf(await l.findJobs({ keyContains: 'img_' }))).toEqual(['q:trip/IMG_1.jpg', 'p:trip/img_2.jpg', 'p:trip/IMG_1.jpg']);
-    expect(keysOf(await l.findJobs({ keyContains: '100%' }))).toEqual(['p:100%_real.jpg']);
-    expect(keysOf(await l.findJobs({ states: ['dead'] }))).toEqual(['p:trip/img_2.jpg']);
-    expect(keysOf(await l.findJobs({ states: ['dead', 'queued'], pipeline: 'q' }))).toEqual(['q:trip/IMG_1.jpg']);
-    const first = await l.findJobs({ limit: 2 });
+    expect((await l.jobList.findJobs({})).map((j) => j.id)).toEqual([q.id, ...[...ids].reverse()]);
+    expect(keysOf(await l.jobList.findJobs({ keyContains: 'img_' }))).toEqual(['q:trip/IMG_1.jpg', 'p:trip/img_2.jpg', 'p:trip/IMG_1.jpg']);
+    expect(keysOf(await l.jobList.findJobs({ keyContains: '100%' }))).toEqual(['p:100%_real.jpg']);
+    expect(keysOf(await l.jobList.findJobs({ states: ['dead'] }))).toEqual(['p:trip/img_2.jpg']);
+    expect(keysOf(await l.jobList.findJobs({ states: ['dead', 'queued'], pipeline: 'q' }))).toEqual(['q:trip/IMG_1.jpg']);
+    const first = await l.jobList.findJobs({ limit: 2 });
     expect(first.map((j) => j.id)).toEqual([q.id, ids[4]]);
-    expect((await l.findJobs({ limit: 2, beforeId: first[1]!.id })).map((j) => j.id)).toEqual([ids[3], ids[2]]);
-    expect(await l.lastJobId()).toBe(q.id);
+    expect((await l.jobList.findJobs({ limit: 2, beforeId: first[1]!.id })).map((j) => j.id)).toEqual([ids[3], ids[2]]);
+    expect(await l.jobList.lastJobId()).toBe(q.id);
   });
 
   it('tells a list what changed since its last poll: new jobs, the jobs it shows, older jobs that entered its states', async () => {
     const l = open();
     const [a, b, c] = [(await l.upsert(job('a.jpg'))).job, (await l.upsert(job('b.jpg'))).job, (await l.upsert(job('c.jpg'))).job];
     await l.finish(b.id, { state: 'dead', error: 'corrupt' });
-    const afterId = await l.lastJobId();
+    const afterId = await l.jobList.lastJobId();
     const idsOf = (jobs: Job[]) => jobs.map((j) => j.id);
     // Nothing new, nothing changed since (a time after every write).
-    expect(await l.jobChanges({}, { since: FUTURE(), afterId, fromId: 0, ids: [a.id, b.id, c.id] })).toEqual([]);
+    expect(await l.jobList.jobChanges({}, { since: FUTURE(), afterId, fromId: 0, ids: [a.id, b.id, c.id] })).toEqual([]);
     // Jobs just below afterId made since the poll are new too (an id taken before it may commit after it).
-    expect(idsOf(await l.jobChanges({}, { since: 0, afterId, fromId: 0, ids: [] }))).toEqual([c.id, b.id, a.id]);
+    expect(idsOf(await l.jobList.jobChanges({}, { since: 0, afterId, fromId: 0, ids: [] }))).toEqual([c.id, b.id, a.id]);
     // A new job, whenever the poll was; a new job outside the list's states is not its business.
     const d = (await l.upsert(job('d.jpg'))).job;
-    expect(idsOf(await l.jobChanges({}, { since: FUTURE(), afterId, fromId: 0, ids: [] }))).toEqual([d.id]);
-    expect(await l.jobChanges({ states: ['dead'] }, { since: FUTURE(), afterId, fromId: 0, ids: [b.id] })).toEqual([]);
+    expect(idsOf(await l.jobList.jobChanges({}, { since: FUTURE(), afterId, fromId: 0, ids: [] }))).toEqual([d.id]);
+    expect(await l.jobList.jobChanges({ states: ['dead'] }, { since: FUTURE(), afterId, fromId: 0, ids: [b.id] })).toEqual([]);
     // A dead-letter list showing b, polled from here on: a, older, becomes dead; b is retried and leaves the state, so the list can show it moving.
     await new Promise((r) => setTimeout(r, 5)); // a poll time after every write so far (times are in ms)
     const since = Date.now();
     await l.finish(a.id, { state: 'dead', error: 'corrupt too' });
     await l.retryDead(b.id);
-    expect((await l.jobChanges({ states: ['dead'] }, { since, afterId: d.id, fromId: 0, ids: [b.id] })).map((j) => [j.id, j.state]))
+    expect((await l.jobList.jobChanges({ states: ['dead'] }, { since, afterId: d.id, fromId: 0, ids: [b.id] })).map((j) => [j.id, j.state]))
       .toEqual([[b.id, 'queued'], [a.id, 'dead']]);
     // A list of queued jobs learns of b (put back), not of c and d (queued, unchanged since); a list of both states of both.
-    expect(idsOf(await l.jobChanges({ states: ['queued'] }, { since, afterId: d.id, fromId: 0, ids: [] }))).toEqual([b.id]);
-    expect(idsOf(await l.jobChanges({ states: ['queued', 'dead'] }, { since, afterId: d.id, fromId: 0, ids: [] }))).toEqual([b.id, a.id]);
+    expect(idsOf(await l.jobList.jobChanges({ states: ['queued'] }, { since, afterId: d.id, fromId: 0, ids: [] }))).toEqual([b.id]);
+    expect(idsOf(await l.jobList.jobChanges({ states: ['queued', 'dead'] }, { since, afterId: d.id, fromId: 0, ids: [] }))).toEqual([b.id, a.id]);
     // A full list showing only from b on does not take a, below it.
-    expect(idsOf(await l.jobChanges({ states: ['dead'] }, { since, afterId: d.id, fromId: b.id, ids: [b.id] }))).toEqual([b.id]);
+    expect(idsOf(await l.jobList.jobChanges({ states: ['dead'] }, { since, afterId: d.id, fromId: b.id, ids: [b.id] }))).toEqual([b.id]);
     // The list's other conditions hold for every part.
-    expect(await l.jobChanges({ states: ['dead'], keyContains: 'zzz' }, { since, afterId: 0, fromId: 0, ids: [] })).toEqual([]);
+    expect(await l.jobList.jobChanges({ states: ['dead'], keyContains: 'zzz' }, { since, afterId: 0, fromId: 0, ids: [] })).toEqual([]);
   });
 
   it('counts jobs by pipeline and state, and what ended per interval with the event lag from the attempt log', async () => {
@@ -110,9 +110,9 @@ export function describeListContract(open: () => Ledger): void {
     await l.finish(e.id, { state: 'done', outputs: [], deduplicated: false, attempt: record({ outcome: 'done', startedAt: 19_000 }) });
 
     const zero = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
-    expect(await l.countsByPipeline()).toEqual({ p: { ...zero, done: 1, dead: 1 }, q: { ...zero, done: 1, queued: 1 }, r: { ...zero, done: 1 } });
+    expect(await l.jobList.countsByPipeline()).toEqual({ p: { ...zero, done: 1, dead: 1 }, q: { ...zero, done: 1, queued: 1 }, r: { ...zero, done: 1 } });
 
-    const ended = await l.activity(Date.now() - 600_000, 60_000);
+    const ended = await l.jobList.activity(Date.now() - 600_000, 60_000);
     const of = (pipeline: string) => ended.filter((x) => x.pipeline === pipeline);
     expect(ended.every((x) => x.at % 60_000 === 0)).toBe(true);
     const sum = (xs: typeof ended, f: (x: (typeof ended)[number]) => number) => xs.reduce((n, x) => n + f(x), 0);
@@ -122,7 +122,7 @@ export function describeListContract(open: () => Ledger): void {
     expect(sum(of('p'), (x) => x.lagMeanMs! * (x.done + x.dead))).toBe(2000);
     expect(of('q').map((x) => [x.done, x.lagMeanMs])).toEqual([[1, null]]);
     expect(of('r').map((x) => x.lagMaxMs)).toEqual([0]);
-    expect(await l.activity(FUTURE(), 60_000)).toEqual([]);
+    expect(await l.jobList.activity(FUTURE(), 60_000)).toEqual([]);
   });
 
   it('retries the dead letters of one pipeline, and only those', async () => {
@@ -130,7 +130,7 @@ export function describeListContract(open: () => Ledger): void {
     const [a, b, c] = [await started(l, 'a.jpg'), await started(l, 'b.jpg'), await started(l, 'a.jpg', { pipeline: 'q' })];
     for (const j of [a, b, c]) await l.finish(j.id, { state: 'dead', error: 'corrupt' });
     expect(await l.retryDead({ pipeline: 'p' })).toBe(2);
-    expect((await l.findJobs({ states: ['dead'] })).map((j) => j.id)).toEqual([c.id]);
+    expect((await l.jobList.findJobs({ states: ['dead'] })).map((j) => j.id)).toEqual([c.id]);
     expect(await l.retryDead({ pipeline: 'nothing-here' })).toBe(0);
     expect(await l.get(a.id)).toMatchObject({ state: 'queued', attempts: 0 });
   });

@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 const jobOf = async (s: Service, key: string, state: string): Promise<Job> =>
-  waitFor(`${key} ${state}`, async () => (await s.ledger.findJobs({ keyContains: key })).find((j) => j.key === key && j.state === state));
+  waitFor(`${key} ${state}`, async () => (await s.ledger.jobList.findJobs({ keyContains: key })).find((j) => j.key === key && j.state === state));
 
 it('records a render with its steps\' times, a copy with the job it copied from, and a dead letter with its error and step', async () => {
   service = new Service({

@@ -44,7 +44,7 @@ const json = async (url: string) => {
 const drop = (name: string, as: string) => copyFileSync(fixture(name), path.join(ws.inbox, as));
 /** The job of `key` in pipeline photos once it is in `state` (a test with a second pipeline on the same folder has two jobs per key). */
 const jobNamed = (key: string, state: string) => waitFor(`${key} ${state}`, async () =>
-  (await service.ledger.findJobs({ keyContains: key, pipeline: 'photos' })).find((j) => j.key === key && j.state === state));
+  (await service.ledger.jobList.findJobs({ keyContains: key, pipeline: 'photos' })).find((j) => j.key === key && j.state === state));
 
 beforeEach(() => {
   ws = workspace('mf-dash-api-');
@@ -210,7 +210,7 @@ describe('dead letters', () => {
     drop('corrupt-header.jpg', 'two.jpg');
     const [one, two] = [await jobNamed('one.jpg', 'dead'), await jobNamed('two.jpg', 'dead')];
     const others = await waitFor('other pipeline dead', async () => {
-      const d = await service.ledger.findJobs({ states: ['dead'], pipeline: 'other' });
+      const d = await service.ledger.jobList.findJobs({ states: ['dead'], pipeline: 'other' });
       return d.length === 2 && d;
     });
     const post = (url: string) => app.inject({ method: 'POST', url, headers: auth });

@@ -77,7 +77,7 @@ describe('SqliteLedger migrations', () => {
         expect(await l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, size: null, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
         // Jobs from before the attempt log have an empty one; they count in the activity of when they ended.
         expect((await l.get(1))!.attemptLog).toEqual([]);
-        const ended = await l.activity(0, 60_000);
+        const ended = await l.jobList.activity(0, 60_000);
         expect([ended.reduce((n, a) => n + a.done, 0), ended.reduce((n, a) => n + a.dead, 0)]).toEqual([1, 1]);
         expect(ended.every((a) => a.lagMeanMs === null)).toBe(true);
         expect(await l.get(2)).toMatchObject({ key: 'b.jpg', state: 'dead', error: 'b.jpg: corrupt or truncated image' });
