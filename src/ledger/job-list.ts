@@ -3,7 +3,7 @@
  * list since its last poll, and what ended lately. Reads only: none of it is
  * on a job's way through.
  */
-import type { Job, JobState, StateCounts } from './ledger.js';
+import type { Job, JobState, StateCounts } from './job.js';
 
 /** The dashboard's reads, one object of the ledger (Ledger.jobList), the same answers from either ledger. */
 export interface JobList {

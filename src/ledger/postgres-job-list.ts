@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { likePattern, listLimit, type Activity, type JobChanges, type JobList, type JobQuery } from './job-list.js';
-import type { Job, JobState, StateCounts } from './ledger.js';
+import type { Job, JobState, StateCounts } from './job.js';
 
 type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 

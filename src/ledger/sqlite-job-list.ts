@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { likePattern, listLimit, type Activity, type JobChanges, type JobList, type JobQuery } from './job-list.js';
-import type { Job, JobState, StateCounts } from './ledger.js';
+import type { Job, JobState, StateCounts } from './job.js';
 
 /** A query's conditions other than its states, as SQL terms and their values. */
 function conditions(q: JobQuery): { terms: string[]; values: unknown[] } {

@@ -1,101 +1,21 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { EventEmitter } from 'node:events';
-import path from 'node:path';
-import { MediaflowError } from '../errors.js';
-import {
-  APPENDED, completionOf, endColumns, needsOutbox, orderOf,
-  type AttemptRecord, type ClaimRequest, type CompletionRule, type Ended, type EventDraft, type Job, type JobEnd,
-  type JobList, type JobState, type Ledger, type NewJob, type OutboxEntry, type OutputOrigin, type OutputRecord, type RenderClaim, type StateCounts,
-} from './ledger.js';
+import type { AttemptRecord, Job, JobState, NewJob, OutputRecord, StateCounts } from './job.js';
+import { APPENDED, completionOf, endColumns, needsOutbox, type CompletionRule, type Ended, type EventDraft, type JobEnd, type OutboxEntry } from './job-end.js';
+import type { JobList } from './job-list.js';
+import { orderOf, type Ledger } from './ledger.js';
+import { toJob, type Row } from './sqlite-file.js';
 import { SqliteJobList } from './sqlite-job-list.js';
-import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-
-interface Row {
-  id: number; pipeline: string; fingerprint: string; store: string; key: string; rel_key: string;
-  version: string; state: JobState; attempts: number; error: string | null; sha256: string | null;
-  outputs: string; deduplicated: number; created_at: number; updated_at: number;
-  next_attempt_at: number | null; changed_at: number | null; size: number | null; content_type: string | null; attempt_log: string;
-}
-
-function toJob(r: Row): Job {
-  return {
-    id: r.id, pipeline: r.pipeline, fingerprint: r.fingerprint, store: r.store, key: r.key, relKey: r.rel_key,
-    version: r.version, state: r.state, attempts: r.attempts, error: r.error, sha256: r.sha256,
-    outputs: JSON.parse(r.outputs) as OutputRecord[], deduplicated: r.deduplicated === 1,
-    createdAt: r.created_at, updatedAt: r.updated_at, nextAttemptAt: r.next_attempt_at, changedAt: r.changed_at,
-    size: r.size, contentType: r.content_type, attemptLog: JSON.parse(r.attempt_log) as AttemptRecord[],
-  };
-}
+import { SqliteRenderClaims, type Released } from './sqlite-render-claims.js';
 
 /**
- * The embedded ledger: one SQLite file in the data folder. WAL mode lets
- * `mediaflow status` and `dlq` read and write from another process while
- * `run` works; busy_timeout makes those writers wait instead of failing.
+ * The embedded ledger: one SQLite file in the data folder (SqliteFile), its
+ * render claims (SqliteRenderClaims), and here its jobs: their lifecycle,
+ * the end that completes an input with its outbox row, and the reads.
  * better-sqlite3 is synchronous (a statement takes microseconds, less than a
  * thread hop would); the methods are async for the Ledger contract.
  */
-export class SqliteLedger implements Ledger {
-  private readonly db: Database.Database;
-  private readonly file: string;
-  /** Every job waiting for a render listens here: no listener limit. */
-  private readonly released = new EventEmitter().setMaxListeners(0);
-
-  constructor(readonly dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
-    this.file = path.join(dataDir, 'ledger.sqlite');
-    this.db = new Database(this.file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
-    this.migrate();
-    this.jobList = new SqliteJobList((text) => this.sql(text), toJob);
-  }
-
+export class SqliteLedger extends SqliteRenderClaims implements Ledger {
   /** The dashboard's reads (lists, changes, activity), in a file of their own. */
-  readonly jobList: JobList;
-
-  get location(): string {
-    return this.file;
-  }
-
-  /** Applies the migrations this file lacks, each in its own transaction with its version number. */
-  private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > SQLITE_MIGRATIONS.length) {
-      throw new MediaflowError('E_LEDGER', `${this.file}: ledger is version ${current}, newer than this mediaflow knows (${SQLITE_MIGRATIONS.length}); upgrade mediaflow`);
-    }
-    for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(SQLITE_MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }).immediate();
-    }
-  }
-
-  /** The schema version this ledger file is at (tests, audits). */
-  get schemaVersion(): number {
-    return this.db.pragma('user_version', { simple: true }) as number;
-  }
-
-  async ping(): Promise<boolean> {
-    return this.db.open;
-  }
-
-  async close(): Promise<void> {
-    if (this.db.open) this.db.close();
-  }
-
-  /** Statements are compiled once and reused: compiling each time doubled the ledger's CPU per job (0.31 -> 0.16 ms). */
-  private readonly statements = new Map<string, Database.Statement>();
-  private sql(text: string): Database.Statement {
-    let stmt = this.statements.get(text);
-    if (!stmt) {
-      stmt = this.db.prepare(text);
-      this.statements.set(text, stmt);
-    }
-    return stmt;
-  }
+  readonly jobList: JobList = new SqliteJobList((text) => this.sql(text), toJob);
 
   async upsert(j: NewJob): Promise<{ job: Job; created: boolean }> {
     const now = Date.now();
@@ -125,14 +45,14 @@ export class SqliteLedger implements Ledger {
    * recorded before they were written, see recordOutputs).
    */
   private set(id: number, fields: Record<string, unknown> & { state?: JobState }): Job | null {
-    const released: { sha256: string; fingerprint: string }[] = [];
+    const released: Released[] = [];
     const row = this.db.transaction(() => this.setNow(id, fields, released))();
     this.announce(released);
     return row ? toJob(row) : null;
   }
 
   /** The update of set(), inside a transaction; the claim let go is added to `released`, to announce after the commit. */
-  private setNow(id: number, fields: Record<string, unknown> & { state?: JobState }, released: { sha256: string; fingerprint: string }[]): Row | undefined {
+  private setNow(id: number, fields: Record<string, unknown> & { state?: JobState }, released: Released[]): Row | undefined {
     const cols = Object.keys(fields);
     const values = { ...fields, now: Date.now(), id } as Record<string, unknown>;
     if (typeof values.deduplicated === 'boolean') values.deduplicated = values.deduplicated ? 1 : 0;
@@ -140,7 +60,7 @@ export class SqliteLedger implements Ledger {
     const sets = cols.map((c) => (c === APPENDED ? `${c} = json_insert(${c}, '$[#]', json(@${c}))` : `${c} = @${c}`));
     const r = this.sql(`UPDATE jobs SET ${sets.join(', ')}, updated_at = @now WHERE id = @id RETURNING *`).get(values) as Row | undefined;
     if (r && fields.state !== undefined && fields.state !== 'running') {
-      const claim = this.sql('DELETE FROM render_claims WHERE job_id = ? RETURNING sha256, fingerprint').get(id) as { sha256: string; fingerprint: string } | undefined;
+      const claim = this.sql('DELETE FROM render_claims WHERE job_id = ? RETURNING sha256, fingerprint').get(id) as Released | undefined;
       if (claim) released.push(claim);
       if (r.state === 'done' && r.deduplicated === 1) {
         const record = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
@@ -148,10 +68,6 @@ export class SqliteLedger implements Ledger {
       }
     }
     return r;
-  }
-
-  private announce(released: { sha256: string; fingerprint: string }[]): void {
-    for (const c of released) this.released.emit('released', c.sha256, c.fingerprint);
   }
 
   async startAttempt(id: number, o: { alone?: boolean; staleAfterMs?: number } = {}): Promise<Job | null | 'key-busy'> {
@@ -186,7 +102,7 @@ export class SqliteLedger implements Ledger {
    * the completion with its outbox row.
    */
   async finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null> {
-    const released: { sha256: string; fingerprint: string }[] = [];
+    const released: Released[] = [];
     const result = this.db.transaction((): Ended<D> | null => {
       const before = (this.sql('SELECT state FROM jobs WHERE id = ?').get(id) as { state: JobState } | undefined)?.state;
       const row = before === undefined ? undefined : this.setNow(id, endColumns(end), released);
@@ -209,75 +125,6 @@ export class SqliteLedger implements Ledger {
 
   async markState(id: number, state: JobState): Promise<Job | null> {
     return this.set(id, { state });
-  }
-
-  private findRenderNow(sha256: string, fingerprint: string): Job | null {
-    // The newest real render first: one made after an older one's outputs were found overwritten is the one to copy.
-    const row = this.sql(
-      "SELECT * FROM jobs WHERE sha256 = ? AND fingerprint = ? AND state = 'done' ORDER BY deduplicated ASC, updated_at DESC, id DESC LIMIT 1",
-    ).get(sha256, fingerprint) as Row | undefined;
-    return row ? toJob(row) : null;
-  }
-
-  async findRender(sha256: string, fingerprint: string): Promise<Job | null> {
-    return this.findRenderNow(sha256, fingerprint);
-  }
-
-  /**
-   * Claim first, then look for a done render: whoever wins the claim after
-   * its holder finished sees that render (the holder's done and its release
-   * commit together), so a render that just ended is never made again. One
-   * IMMEDIATE transaction: every process on this file takes the write lock.
-   */
-  async claimRender(c: ClaimRequest): Promise<RenderClaim> {
-    return this.db.transaction((): RenderClaim => {
-      const of = this.outputWith(c.sha256);
-      if (of) return { kind: 'output', of };
-      const now = Date.now();
-      const won = this.sql(`INSERT INTO render_claims (sha256, fingerprint, job_id, owner, expires_at) VALUES (@sha256, @fingerprint, @jobId, @owner, @expires)
-        ON CONFLICT (sha256, fingerprint) DO UPDATE SET job_id = excluded.job_id, owner = excluded.owner, expires_at = excluded.expires_at
-        WHERE render_claims.expires_at <= @now OR render_claims.job_id = excluded.job_id OR render_claims.owner = @takeOverFrom
-        RETURNING job_id`).get({
-        sha256: c.sha256, fingerprint: c.fingerprint, jobId: c.jobId, owner: c.owner, takeOverFrom: c.takeOverFrom ?? null, expires: now + c.leaseMs, now,
-      }) as { job_id: number } | undefined;
-      if (won) {
-        const done = c.rendered === false ? null : this.findRenderNow(c.sha256, c.fingerprint);
-        if (!done || done.id === c.jobId) return { kind: 'claimed' };
-        this.sql('DELETE FROM render_claims WHERE sha256 = ? AND fingerprint = ? AND job_id = ?').run(c.sha256, c.fingerprint, c.jobId);
-        return { kind: 'rendered', job: done };
-      }
-      const held = this.sql('SELECT job_id, owner, expires_at FROM render_claims WHERE sha256 = ? AND fingerprint = ?')
-        .get(c.sha256, c.fingerprint) as { job_id: number; owner: string; expires_at: number };
-      return { kind: 'busy', jobId: held.job_id, owner: held.owner, expiresAt: held.expires_at };
-    }).immediate();
-  }
-
-  async renewRender(sha256: string, fingerprint: string, jobId: number, leaseMs: number): Promise<boolean> {
-    return this.sql('UPDATE render_claims SET expires_at = ? WHERE sha256 = ? AND fingerprint = ? AND job_id = ?')
-      .run(Date.now() + leaseMs, sha256, fingerprint, jobId).changes === 1;
-  }
-
-  async releaseRender(sha256: string, fingerprint: string, jobId: number): Promise<void> {
-    if (this.sql('DELETE FROM render_claims WHERE sha256 = ? AND fingerprint = ? AND job_id = ?').run(sha256, fingerprint, jobId).changes) {
-      this.released.emit('released', sha256, fingerprint);
-    }
-  }
-
-  onRenderReleased(listener: (sha256: string, fingerprint: string) => void): () => void {
-    this.released.on('released', listener);
-    return () => this.released.off('released', listener);
-  }
-
-  async recordOutputs(sha256s: readonly string[], jobId: number): Promise<void> {
-    const insert = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
-    this.db.transaction(() => { for (const s of sha256s) insert.run(s, jobId); })();
-  }
-
-  /** The job that wrote an output with these bytes, if any. */
-  private outputWith(sha256: string): OutputOrigin | null {
-    const row = this.sql(`SELECT c.job_id AS jobId, j.pipeline AS pipeline, j.key AS key FROM output_checksums c
-      LEFT JOIN jobs j ON j.id = c.job_id WHERE c.sha256 = ? LIMIT 1`).get(sha256) as { jobId: number; pipeline: string | null; key: string | null } | undefined;
-    return row ? { jobId: row.jobId, pipeline: row.pipeline ?? '?', key: row.key ?? '?' } : null;
   }
 
   private addToOutbox(d: EventDraft): number {
@@ -353,11 +200,5 @@ export class SqliteLedger implements Ledger {
     if (which === undefined) return this.sql(retry).run(now).changes;
     if (typeof which === 'number') return this.sql(`${retry} AND id = ?`).run(now, which).changes;
     return this.sql(`${retry} AND pipeline = ?`).run(now, which.pipeline).changes;
-  }
-
-  async renderCounts(): Promise<{ sha256: string; fingerprint: string; renders: number }[]> {
-    return this.sql(
-      "SELECT sha256, fingerprint, COUNT(*) AS renders FROM jobs WHERE state = 'done' AND deduplicated = 0 GROUP BY sha256, fingerprint",
-    ).all() as { sha256: string; fingerprint: string; renders: number }[];
   }
 }
