@@ -9,10 +9,8 @@ COPY schema ./schema
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:22-bookworm-slim
-# jemalloc: sharp's docs recommend it on glibc so a long-running process does not fragment memory.
-RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
-ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
-    NODE_ENV=production \
+# glibc's malloc as bin/mediaflow tunes it (measured against jemalloc in docs/BENCHMARKS.md, Allocator).
+ENV NODE_ENV=production \
     MEDIAFLOW_DATA=/data
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
@@ -25,5 +23,6 @@ COPY pipelines ./pipelines
 COPY web ./web
 VOLUME ["/data"]
 EXPOSE 8080
-ENTRYPOINT ["node", "bin/mediaflow.js"]
+# bin/mediaflow: the launcher that sets the allocator, then runs node on bin/mediaflow.js.
+ENTRYPOINT ["bin/mediaflow"]
 CMD ["run", "--pipelines", "/app/pipelines", "--host", "0.0.0.0"]

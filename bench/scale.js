@@ -16,9 +16,9 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import {
-  buildOnce, cpuSecondsOf, envInt, load, median, memoryOf, printTable, removeDir, ROOT, round, saveResult, sleep, spawnChild, tempDir, waitForLine, waitForOutputs,
+  buildOnce, cpuSecondsOf, envInt, load, median, memoryOf, printTable, removeDir, round, saveResult, sleep, spawnChild, tempDir, waitForLine, waitForOutputs,
 } from './lib/common.js';
-import { folderPipeline, writePipeline } from './lib/mediaflow.js';
+import { folderPipeline, mediaflowCommand, writePipeline } from './lib/mediaflow.js';
 import { moveAll, writeCopies } from './lib/inputs.js';
 
 const N = envInt('BENCH_SCALE_N', 300);
@@ -27,7 +27,6 @@ const ROUNDS = envInt('BENCH_SCALE_ROUNDS', 3);
 const CONCURRENCY = envInt('BENCH_SCALE_CONCURRENCY', 2);
 const PG_URL = process.env.MEDIAFLOW_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MEDIAFLOW_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
-const BIN = path.join(ROOT, 'bin/mediaflow.js');
 
 buildOnce();
 const root = await tempDir('scale');
@@ -59,9 +58,11 @@ function cpuByPart(workers, procs) {
 
 /** `mediaflow run` pinned to `cpus` (null: not pinned); resolves once it is running. */
 async function start(cpus, args, env) {
-  const cmd = cpus === null ? process.execPath : 'taskset';
-  const argv = cpus === null ? [BIN, 'run', ...args] : ['-c', cpus, process.execPath, BIN, 'run', ...args];
-  const proc = spawnChild(cmd, argv, { env: { MEDIAFLOW_LOG_LEVEL: 'info', MEDIAFLOW_PORT: '0', ...env } });
+  // As users start it (bin/mediaflow); taskset and the launcher exec, so the pid is node's.
+  const m = mediaflowCommand();
+  const cmd = cpus === null ? m.cmd : 'taskset';
+  const argv = cpus === null ? [...m.args, 'run', ...args] : ['-c', cpus, m.cmd, ...m.args, 'run', ...args];
+  const proc = spawnChild(cmd, argv, { env: { MEDIAFLOW_LOG_LEVEL: 'info', MEDIAFLOW_PORT: '0', ...m.env, ...env } });
   await waitForLine(proc, (l) => l.includes('"mediaflow running"'), 60_000, '"mediaflow running"');
   return proc;
 }

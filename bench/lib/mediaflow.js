@@ -1,12 +1,26 @@
-// Runs mediaflow as a user does: `node bin/mediaflow.js run` as a child
-// process, with a bench pipeline file, its own data folder and a free port.
+// Runs mediaflow as a user does: `bin/mediaflow run` (the launcher, which
+// sets the allocator and execs node on bin/mediaflow.js, so the pid is
+// node's) as a child process, with a bench pipeline file, its own data
+// folder and a free port.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, spawnChild, waitForLine } from './common.js';
 
 const BIN = path.join(ROOT, 'bin/mediaflow.js');
+
+/**
+ * The command that starts mediaflow from a checkout: its launcher, run with
+ * this node first on PATH; `node bin/mediaflow.js` for a checkout from
+ * before the launcher (A/B runs against older builds).
+ */
+export function mediaflowCommand(root = ROOT) {
+  const launcher = path.join(root, 'bin/mediaflow');
+  const env = { PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}` };
+  return existsSync(launcher) ? { cmd: launcher, args: [], env } : { cmd: process.execPath, args: [path.join(root, 'bin/mediaflow.js')], env };
+}
 
 /** sharp's own benchmark work: resize to 720x588, JPEG quality 80 (fit inside: the input is 2725x2225, same aspect). */
 export const THUMB_STEP = { id: 'thumb', use: 'thumbnail', width: 720, height: 588, fit: 'inside', format: 'jpeg', quality: 80 };
@@ -42,8 +56,9 @@ const parse = (line) => {
 export async function startMediaflow({ pipelines, data, env = {}, args = [], onLog, readyTimeoutMs = 600_000, waitReady = true, root = ROOT }) {
   const spawnedAt = Date.now();
   // root: another checkout (its own built dist/), for A/B runs between builds.
-  const proc = spawnChild(process.execPath, [root === ROOT ? BIN : path.join(root, 'bin/mediaflow.js'), 'run', '--pipelines', pipelines, '--data', data, '--port', '0', ...args], {
-    env: { MEDIAFLOW_LOG_LEVEL: 'info', ...env },
+  const command = mediaflowCommand(root);
+  const proc = spawnChild(command.cmd, [...command.args, 'run', '--pipelines', pipelines, '--data', data, '--port', '0', ...args], {
+    env: { MEDIAFLOW_LOG_LEVEL: 'info', ...command.env, ...env },
     onLine: onLog ? (line) => { const r = parse(line); if (r) onLog(r); } : undefined,
   });
   const urlP = waitForLine(proc, (line) => parse(line)?.msg === 'http listening' && parse(line).url, readyTimeoutMs, '"http listening" log line');

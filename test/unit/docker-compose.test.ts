@@ -48,7 +48,9 @@ describe('docker-compose.yml', () => {
     const dockerfile = readFileSync(path.resolve('Dockerfile'), 'utf8');
     expect(dockerfile).toContain('COPY package.json package-lock.json');
     expect(dockerfile).toContain('npm ci');
-    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "bin\/mediaflow.js"\]/);
+    // The launcher, so the image runs with the allocator settings it sets.
+    expect(dockerfile).toMatch(/ENTRYPOINT \["bin\/mediaflow"\]/);
+    expect(dockerfile).toContain('COPY bin ./bin');
   });
 });
 
