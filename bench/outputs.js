@@ -16,13 +16,18 @@
 // 4 inputs in flight for the loops (the bare loop's best on 2 cores, docs/BENCHMARKS.md),
 // mediaflow at its defaults. BENCH_REPEAT (3) rounds, the order reversed every other round.
 //
-// BENCH_OUTPUTS_MIXES (small,mixed,avif) picks mixes.
+// BENCH_OUTPUTS_MIXES (small,mixed,avif) picks mixes, BENCH_OUTPUTS_LOOPS
+// (naive,clone,raw-once) the loops. BENCH_OUTPUTS_MEDIAFLOW (JSON) runs mediaflow
+// variants, interleaved with the loops: [{"name", "env"}], env on top of the bench's;
+// default one, "mediaflow", as shipped. Any allocator variable set keeps bin/mediaflow
+// from setting its own, so {"VIPS_CONCURRENCY":"1"} runs it on glibc's defaults
+// (docs/BENCHMARKS.md, Allocator).
 //
 //   BENCH_OUTPUTS_N=150 BENCH_OUTPUTS_AVIF_N=16 BENCH_REPEAT=3 node bench/outputs.js
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { buildOnce, envInt, median, printTable, removeDir, round, saveResult, tempDir, waitForOutputs, cpuSecondsOf } from './lib/common.js';
+import { buildOnce, envInt, median, memoryOf, printTable, removeDir, round, saveResult, tempDir, waitForOutputs, cpuSecondsOf } from './lib/common.js';
 import { moveAll, writeCopies } from './lib/inputs.js';
 import { folderPipeline, startMediaflow, writePipeline } from './lib/mediaflow.js';
 
@@ -31,6 +36,7 @@ const N = envInt('BENCH_OUTPUTS_N', 150);
 const AVIF_N = envInt('BENCH_OUTPUTS_AVIF_N', 16);
 const REPEAT = envInt('BENCH_REPEAT', 3);
 const IN_FLIGHT = 4;
+const VARIANTS = JSON.parse(process.env.BENCH_OUTPUTS_MEDIAFLOW ?? '[{"name":"mediaflow"}]');
 
 /** Output mixes: [width, format] each, as pipeline steps would ask (fit inside, no enlargement). */
 const MIXES = {
@@ -103,7 +109,7 @@ const names = await writeCopies(stage, N);
 const first = await readFile(path.join(stage, names[0])); // for the quality of each output
 let k = 0;
 
-async function mediaflow(mix, n) {
+async function mediaflow(mix, n, env = {}) {
   const some = names.slice(0, n);
   const dir = path.join(root, `run-${k++}`);
   const inbox = path.join(dir, 'inbox');
@@ -111,13 +117,13 @@ async function mediaflow(mix, n) {
   await mkdir(inbox, { recursive: true });
   const steps = mix.map(([w, f], i) => ({ id: `o${i}`, use: 'thumbnail', width: w, height: w, fit: 'inside', format: f, quality: f === 'avif' ? 50 : 80 }));
   const pipelines = await writePipeline(path.join(dir, 'pipelines'), folderPipeline({ inbox, out, steps, key: '{name}/{id}.{ext}' }));
-  const proc = await startMediaflow({ pipelines, data: path.join(dir, 'data') });
+  const proc = await startMediaflow({ pipelines, data: path.join(dir, 'data'), env });
   try {
     const c0 = cpuSecondsOf(proc.pid);
     const t0 = Date.now();
     await moveAll(stage, inbox, some);
     const { lastMs } = await waitForOutputs(out, n * mix.length, { pollMs: 500, alive: () => proc.alive });
-    return { imgPerSec: n / ((lastMs - t0) / 1000), cpuMsPerImg: ((cpuSecondsOf(proc.pid) - c0) * 1000) / n };
+    return { imgPerSec: n / ((lastMs - t0) / 1000), cpuMsPerImg: ((cpuSecondsOf(proc.pid) - c0) * 1000) / n, peakRssMb: memoryOf(proc.pid).peakRssMb };
   } finally {
     await proc.stop();
     await moveAll(inbox, stage, some);
@@ -125,7 +131,9 @@ async function mediaflow(mix, n) {
   }
 }
 
-const contenders = [...Object.keys(strategies), 'mediaflow'];
+const loops = (process.env.BENCH_OUTPUTS_LOOPS ?? Object.keys(strategies).join(',')).split(',');
+const variants = new Map(VARIANTS.map((v) => [v.name, v.env ?? {}]));
+const contenders = [...loops, ...variants.keys()];
 const results = {};
 const quality = {};
 const chosen = (process.env.BENCH_OUTPUTS_MIXES ?? Object.keys(MIXES).join(',')).split(',');
@@ -140,9 +148,9 @@ for (const [mixName, mix] of Object.entries(MIXES).filter(([m]) => chosen.includ
   }
   for (let r = 0; r < REPEAT; r++) {
     for (const c of r % 2 ? [...contenders].reverse() : contenders) {
-      const res = c === 'mediaflow' ? await mediaflow(mix, n) : await loop(c, names.slice(0, n), mix);
+      const res = variants.has(c) ? await mediaflow(mix, n, variants.get(c)) : await loop(c, names.slice(0, n), mix);
       results[mixName][c].push(res);
-      console.log(`${mixName} round ${r + 1}/${REPEAT} ${c}: ${round(res.imgPerSec, 2)} inputs/s, ${round(res.cpuMsPerImg)} ms CPU/input`);
+      console.log(`${mixName} round ${r + 1}/${REPEAT} ${c}: ${round(res.imgPerSec, 2)} inputs/s, ${round(res.cpuMsPerImg)} ms CPU/input${res.peakRssMb ? `, peak RSS ${res.peakRssMb} MB` : ''}`);
     }
   }
 }
@@ -151,7 +159,7 @@ await removeDir(root);
 const rows = [];
 for (const mixName of Object.keys(results)) {
   const med = (c) => median(results[mixName][c].map((x) => x.imgPerSec));
-  const bestLoop = Math.max(...Object.keys(strategies).map(med));
+  const bestLoop = Math.max(...loops.map(med));
   for (const c of contenders) {
     rows.push([mixName, c, round(med(c), 2), round(median(results[mixName][c].map((x) => x.cpuMsPerImg))), round(med(c) / bestLoop, 2),
       quality[mixName][c]?.join(' / ') ?? '']);
@@ -159,4 +167,4 @@ for (const mixName of Object.keys(results)) {
 }
 printTable(`Several outputs per input: ${N} inputs (2725x2225 JPEG; ${Math.min(N, AVIF_N)} with AVIF), median of ${REPEAT} rounds`,
   ['mix', 'contender', 'inputs/s', 'CPU ms/input', 'x best loop', 'difference from reference per output (0-255)'], rows);
-await saveResult('outputs', { n: N, avifN: Math.min(N, AVIF_N), repeat: REPEAT, mixes: MIXES, results, quality });
+await saveResult('outputs', { n: N, avifN: Math.min(N, AVIF_N), repeat: REPEAT, mixes: MIXES, variants: VARIANTS, results, quality });
