@@ -72,13 +72,8 @@ export interface AttemptRecord {
   worker: string;
 }
 
-export interface NewJob {
-  pipeline: string;
-  fingerprint: string;
-  store: string;
-  key: string;
-  relKey: string;
-  version: string;
+/** What a source knows of a job before it is recorded: its identity, and what it saw of the input. */
+export interface NewJob extends Pick<Job, 'pipeline' | 'fingerprint' | 'store' | 'key' | 'relKey' | 'version'> {
   changedAt?: number;
   size?: number;
   contentType?: string;
