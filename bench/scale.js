@@ -23,8 +23,13 @@ import { moveAll, writeCopies } from './lib/inputs.js';
 
 const N = envInt('BENCH_SCALE_N', 300);
 const ROUNDS = envInt('BENCH_SCALE_ROUNDS', 3);
-/** Jobs at once in each process (embedded and each worker alike). */
-const CONCURRENCY = envInt('BENCH_SCALE_CONCURRENCY', 2);
+/**
+ * Jobs and images at once in each process (embedded and each worker alike);
+ * unset, mediaflow's defaults for the core the process is pinned to (images:
+ * cores + 2 = 3, jobs: images + 2 = 5). Runs before 2026-12-07 used 2 jobs.
+ */
+const CONCURRENCY = process.env.BENCH_SCALE_CONCURRENCY;
+const IMAGE_CONCURRENCY = process.env.BENCH_SCALE_IMAGE_CONCURRENCY;
 const PG_URL = process.env.MEDIAFLOW_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MEDIAFLOW_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 
@@ -77,7 +82,8 @@ async function run(kind, r) {
   const schema = `mf_bench_${randomBytes(4).toString('hex')}`;
   const prefix = `mf-bench-${randomBytes(4).toString('hex')}`;
   const env = kind === 'E' ? {} : { MEDIAFLOW_LEDGER: `${PG_URL}?schema=${schema}`, MEDIAFLOW_QUEUE: `${REDIS_URL}?prefix=${prefix}` };
-  const common = ['--pipelines', pipelines, '--concurrency', String(CONCURRENCY)];
+  const common = ['--pipelines', pipelines,
+    ...(CONCURRENCY ? ['--concurrency', CONCURRENCY] : []), ...(IMAGE_CONCURRENCY ? ['--image-concurrency', IMAGE_CONCURRENCY] : [])];
   const procs = [];
   let workers = [];
   if (kind === 'E') workers = [await start('0', [...common, '--data', path.join(dir, 'data')], env)];

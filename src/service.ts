@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import os from 'node:os';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
 import { submitJob, type JobRequest } from './events/job-request.js';
@@ -18,6 +17,7 @@ import { FolderStore } from './stores/folder-store.js';
 import { StoreRegistry } from './stores/registry.js';
 import type { Store } from './stores/store.js';
 import { sweepLeftovers } from './stores/sweep.js';
+import { defaultImageConcurrency, setImageConcurrency } from './steps/sharp-input.js';
 
 export type { JobOutcome } from './runner/job-runner.js';
 
@@ -41,8 +41,10 @@ export interface ServiceOptions {
   queue?: WorkQueue;
   /** @default 'all' */
   role?: Role;
-  /** Jobs at once over all pipelines, in this process (default: CPU count + 2). */
+  /** Jobs at once over all pipelines, in this process (default: image concurrency + 2). */
   concurrency?: number;
+  /** Images made at once in this process, whatever the jobs (default: two a core, at most libuv's pool threads). */
+  imageConcurrency?: number;
   /** Sources wait while this many jobs are queued or running (default 1000). */
   highWaterMark?: number;
   /** How often the ledger is checked for jobs queued by another process (dlq retry) or due for retry. */
@@ -60,8 +62,12 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Two more jobs than cores (docs/BENCHMARKS.md): sharp gives an image one libvips thread and a job also reads, hashes and writes. */
-export const defaultConcurrency = (): number => os.availableParallelism() + 2;
+/**
+ * Two more jobs than images at once (docs/BENCHMARKS.md, Image work and
+ * jobs): a job also reads, hashes, writes and waits on the ledger, and
+ * meanwhile another job's image takes its image slot.
+ */
+export const defaultConcurrency = (imageConcurrency = defaultImageConcurrency()): number => imageConcurrency + 2;
 
 /**
  * The data flow in one place: sources -> router -> ledger -> queue -> runner.
@@ -122,6 +128,7 @@ export class Service extends EventEmitter {
     // A shared queue that was away may have lost its entries (a Redis keeping nothing on disk): the next poll reads the whole ledger.
     this.queue.onReconnect?.(() => { this.resumedAt = 0; });
     // Taking work from the start: a job submitted before start() (mediaflow process, tests) runs too.
+    if (this.works && o.imageConcurrency) setImageConcurrency(o.imageConcurrency);
     if (this.works) this.queue.work((item) => this.runner.run(item));
   }
 
@@ -129,9 +136,7 @@ export class Service extends EventEmitter {
     const pipelineConcurrency: Record<string, number> = {};
     for (const p of this.o.pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
     return inProcessQueue({
-      // docs/BENCHMARKS.md: on 2 cores 3 jobs ran 1.17x faster than 2, and since inputs are read
-      // into reused buffers, 4 ran faster than 3 in 4 of 4 paired rounds (+3 to +8 %).
-      concurrency: this.o.concurrency ?? defaultConcurrency(),
+      concurrency: this.o.concurrency ?? defaultConcurrency(this.o.imageConcurrency),
       pipelineConcurrency,
       highWaterMark: this.highWaterMark,
       onSuperseded: (older, newer) => {

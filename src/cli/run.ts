@@ -20,6 +20,7 @@ export interface RunOptions {
   role: Role;
   lockMs: number;
   concurrency?: number;
+  imageConcurrency?: number;
   highWaterMark?: number;
   /** HTTP port (0: any free port, logged). */
   port: number;
@@ -44,11 +45,11 @@ export async function runCommand(o: RunOptions): Promise<number> {
   const pipelineConcurrency: Record<string, number> = {};
   for (const p of pipelines) if (p.concurrency) pipelineConcurrency[p.name] = p.concurrency;
   const queue = await openQueue({
-    url: o.queue, concurrency: o.concurrency ?? defaultConcurrency(), highWaterMark: o.highWaterMark ?? 1000, pipelineConcurrency, lockMs: o.lockMs, logger,
+    url: o.queue, concurrency: o.concurrency ?? defaultConcurrency(o.imageConcurrency), highWaterMark: o.highWaterMark ?? 1000, pipelineConcurrency, lockMs: o.lockMs, logger,
   });
   const ledger = await openLedger({ url: o.ledger, dataDir: o.data }).catch(async (err: unknown) => { await queue?.stop(); throw err; });
   const service = new Service({
-    pipelines, dataDir: o.data, ledger, queue: queue ?? undefined, role: o.role, concurrency: o.concurrency, highWaterMark: o.highWaterMark, logger,
+    pipelines, dataDir: o.data, ledger, queue: queue ?? undefined, role: o.role, concurrency: o.concurrency, imageConcurrency: o.imageConcurrency, highWaterMark: o.highWaterMark, logger,
   });
   // Before start, so catch-up work is counted and completes like any other. Completion events follow
   // the jobs' outcomes, so the processes that run jobs send them (a sources process runs none).

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import os from 'node:os';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { z } from 'zod';
@@ -120,8 +121,27 @@ async function checkFrames(input: StepInput, ctx: StepContext): Promise<void> {
   if (pages > limit) throw new PermanentError(`${input.key}: animated image has ${pages} frames, over the limit of ${limit} (maxFrames)`);
 }
 
-/** All image work of this process: see ImageLock for why a failure runs again alone. */
-const imageLock = new ImageLock();
+/** libuv's pool threads (UV_THREADPOOL_SIZE, 4 unless set before node starts): an image in the works holds one. */
+function poolThreads(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, 1024) : 4;
+}
+
+/**
+ * Images made at once in this process by default: two a core (measured on 2
+ * cores, 4 beat 3, and on 1 core, 2 beat 3: docs/BENCHMARKS.md, Image work and
+ * jobs), and no more than libuv's pool has threads, since beyond them an
+ * image only waits for one.
+ */
+export const defaultImageConcurrency = (): number => Math.max(1, Math.min(2 * os.availableParallelism(), poolThreads()));
+
+/** All image work of this process: at most that many images at once, and see ImageLock for why a failure runs again alone. */
+const imageLock = new ImageLock(defaultImageConcurrency());
+
+/** Sets how many images this process makes at once (`--image-concurrency`); process-wide, as libvips is. */
+export function setImageConcurrency(n: number): void {
+  imageLock.setSlots(n);
+}
 
 /**
  * Runs `work` on an opened image: rejects with the abort reason as soon as

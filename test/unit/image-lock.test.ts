@@ -48,4 +48,34 @@ describe('ImageLock', () => {
     await expect(lock.runShared(async () => 'next')).resolves.toBe('next');
     expect(lock.holders).toEqual({ shared: 0, exclusive: false });
   });
+
+  it('runs at most its slots of shared holders, the next as one ends', async () => {
+    const lock = new ImageLock(2);
+    const gates = [gate(), gate(), gate()];
+    const started: number[] = [];
+    const runs = gates.map((g, i) => lock.runShared(async () => { started.push(i); await g.done; }));
+    await tick();
+    expect(started).toEqual([0, 1]);
+    gates[1]!.open();
+    await tick();
+    expect(started).toEqual([0, 1, 2]);
+    expect(lock.holders).toEqual({ shared: 2, exclusive: false });
+    gates[0]!.open(); gates[2]!.open();
+    await Promise.all(runs);
+  });
+
+  it('starts waiters at once when its slots are raised, and refuses fewer than one', async () => {
+    const lock = new ImageLock(1);
+    const a = gate();
+    const b = gate();
+    const runs = [lock.runShared(() => a.done), lock.runShared(() => b.done)];
+    await tick();
+    expect(lock.holders.shared).toBe(1);
+    lock.setSlots(2);
+    await tick();
+    expect(lock.holders.shared).toBe(2);
+    expect(() => lock.setSlots(0)).toThrow('Expected image slots to be >= 1, got `0`');
+    a.open(); b.open();
+    await Promise.all(runs);
+  });
 });

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const LAUNCHER = path.resolve('bin/mediaflow');
 const TUNED = ['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'VIPS_CONCURRENCY'] as const;
 const glibc = spawnSync('getconf', ['GNU_LIBC_VERSION']).status === 0;
+const cores = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
 
 const dir = mkdtempSync(path.join(tmpdir(), 'mediaflow-launcher-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,12 +22,15 @@ chmodSync(path.join(fakeBin, 'node'), 0o755);
 /** Runs the launcher (or a link to it) with the stand-in node and exactly `extra` of the tuned variables set. */
 function launch(extra: Record<string, string> = {}, file = LAUNCHER, args = ['run', '--port', '0']) {
   const env: Record<string, string> = { PATH: `${fakeBin}:${process.env.PATH}` };
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !TUNED.includes(k as never) && k !== 'LD_PRELOAD' && k !== 'PATH') env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !TUNED.includes(k as never) && !['LD_PRELOAD', 'PATH', 'UV_THREADPOOL_SIZE'].includes(k)) env[k] = v;
+  }
   const r = spawnSync(file, args, { env: { ...env, ...extra }, encoding: 'utf8' });
   const [given = '', environ = ''] = r.stdout.split('\n---\n');
   const seen = Object.fromEntries(environ.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])
     .filter(([k]) => TUNED.includes(k as never) || k === 'LD_PRELOAD'));
-  return { status: r.status, args: given.split('\n').filter(Boolean).map((l) => l.slice('arg='.length)), env: seen };
+  const pool = /^UV_THREADPOOL_SIZE=(.*)$/m.exec(environ)?.[1];
+  return { status: r.status, args: given.split('\n').filter(Boolean).map((l) => l.slice('arg='.length)), env: seen, pool };
 }
 
 describe('bin/mediaflow', () => {
@@ -39,6 +43,17 @@ describe('bin/mediaflow', () => {
       MALLOC_TRIM_THRESHOLD_: String(64 * 1024 * 1024),
       VIPS_CONCURRENCY: '1',
     });
+  });
+
+  it('gives libuv\'s pool two threads a core (one an image made at once), never fewer than node\'s 4', () => {
+    expect(launch().pool).toBe(String(Math.max(4, cores * 2)));
+    // Under taskset the cores are those the process may run on.
+    const one = spawnSync('taskset', ['-c', '0', LAUNCHER, 'run'], { env: { PATH: `${fakeBin}:${process.env.PATH}` }, encoding: 'utf8' });
+    expect(/^UV_THREADPOOL_SIZE=(.*)$/m.exec(one.stdout)?.[1]).toBe('4');
+  });
+
+  it('leaves UV_THREADPOOL_SIZE as the user set it', () => {
+    expect(launch({ UV_THREADPOOL_SIZE: '2' }).pool).toBe('2');
   });
 
   it('passes node\'s exit code through (exec: node is the process)', () => {
