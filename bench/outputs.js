@@ -18,7 +18,7 @@
 //
 // BENCH_OUTPUTS_MIXES (small,mixed,avif) picks mixes, BENCH_OUTPUTS_LOOPS
 // (naive,clone,raw-once) the loops. BENCH_OUTPUTS_MEDIAFLOW (JSON) runs mediaflow
-// variants, interleaved with the loops: [{"name", "env"}], env on top of the bench's;
+// variants, interleaved with the loops: [{"name", "env", "args"}], env on top of the bench's, args after `run`'s;
 // default one, "mediaflow", as shipped. Any allocator variable set keeps bin/mediaflow
 // from setting its own, so {"VIPS_CONCURRENCY":"1"} runs it on glibc's defaults
 // (docs/BENCHMARKS.md, Allocator).
@@ -109,7 +109,7 @@ const names = await writeCopies(stage, N);
 const first = await readFile(path.join(stage, names[0])); // for the quality of each output
 let k = 0;
 
-async function mediaflow(mix, n, env = {}) {
+async function mediaflow(mix, n, { env = {}, args = [] } = {}) {
   const some = names.slice(0, n);
   const dir = path.join(root, `run-${k++}`);
   const inbox = path.join(dir, 'inbox');
@@ -117,7 +117,7 @@ async function mediaflow(mix, n, env = {}) {
   await mkdir(inbox, { recursive: true });
   const steps = mix.map(([w, f], i) => ({ id: `o${i}`, use: 'thumbnail', width: w, height: w, fit: 'inside', format: f, quality: f === 'avif' ? 50 : 80 }));
   const pipelines = await writePipeline(path.join(dir, 'pipelines'), folderPipeline({ inbox, out, steps, key: '{name}/{id}.{ext}' }));
-  const proc = await startMediaflow({ pipelines, data: path.join(dir, 'data'), env });
+  const proc = await startMediaflow({ pipelines, data: path.join(dir, 'data'), env, args });
   try {
     const c0 = cpuSecondsOf(proc.pid);
     const t0 = Date.now();
@@ -132,7 +132,7 @@ async function mediaflow(mix, n, env = {}) {
 }
 
 const loops = (process.env.BENCH_OUTPUTS_LOOPS ?? Object.keys(strategies).join(',')).split(',');
-const variants = new Map(VARIANTS.map((v) => [v.name, v.env ?? {}]));
+const variants = new Map(VARIANTS.map((v) => [v.name, { env: v.env ?? {}, args: v.args ?? [] }]));
 const contenders = [...loops, ...variants.keys()];
 const results = {};
 const quality = {};

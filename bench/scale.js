@@ -24,12 +24,13 @@ import { moveAll, writeCopies } from './lib/inputs.js';
 const N = envInt('BENCH_SCALE_N', 300);
 const ROUNDS = envInt('BENCH_SCALE_ROUNDS', 3);
 /**
- * Jobs and images at once in each process (embedded and each worker alike);
- * unset, mediaflow's defaults for the core the process is pinned to (images:
- * cores + 2 = 3, jobs: images + 2 = 5). Runs before 2026-12-07 used 2 jobs.
+ * Jobs and images at once in each process (embedded and each worker alike):
+ * 4 jobs, 2 images, for a process pinned to one core (on one core 2 images
+ * beat 3 and 4; docs/BENCHMARKS.md, Image work and jobs). Runs before
+ * 2026-12-07 used 2 jobs, with no bound of their own on the images.
  */
-const CONCURRENCY = process.env.BENCH_SCALE_CONCURRENCY;
-const IMAGE_CONCURRENCY = process.env.BENCH_SCALE_IMAGE_CONCURRENCY;
+const CONCURRENCY = process.env.BENCH_SCALE_CONCURRENCY ?? '4';
+const IMAGE_CONCURRENCY = process.env.BENCH_SCALE_IMAGE_CONCURRENCY ?? '2';
 const PG_URL = process.env.MEDIAFLOW_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.MEDIAFLOW_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 

@@ -41,9 +41,9 @@ export interface ServiceOptions {
   queue?: WorkQueue;
   /** @default 'all' */
   role?: Role;
-  /** Jobs at once over all pipelines, in this process (default: image concurrency + 2). */
+  /** Jobs at once over all pipelines, in this process (default: as many as images at once). */
   concurrency?: number;
-  /** Images made at once in this process, whatever the jobs (default: two a core, at most libuv's pool threads). */
+  /** Images in the works at once in this process, whatever the jobs (default: two a core plus two; two on one core). */
   imageConcurrency?: number;
   /** Sources wait while this many jobs are queued or running (default 1000). */
   highWaterMark?: number;
@@ -63,11 +63,11 @@ export interface ServiceOptions {
 }
 
 /**
- * Two more jobs than images at once (docs/BENCHMARKS.md, Image work and
- * jobs): a job also reads, hashes, writes and waits on the ledger, and
- * meanwhile another job's image takes its image slot.
+ * As many jobs as images at once (docs/BENCHMARKS.md, Image work and jobs):
+ * with one output an input the images then never wait for a job; with
+ * several, a job's outputs share the images' bound with other jobs' decodes.
  */
-export const defaultConcurrency = (imageConcurrency = defaultImageConcurrency()): number => imageConcurrency + 2;
+export const defaultConcurrency = (imageConcurrency = defaultImageConcurrency()): number => imageConcurrency;
 
 /**
  * The data flow in one place: sources -> router -> ledger -> queue -> runner.

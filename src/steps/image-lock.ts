@@ -1,9 +1,10 @@
 /**
  * A shared/exclusive lock over libvips work in this process, with a bound on
- * the shared holders: image work at once (each image is one libvips thread
- * on one of libuv's pool threads), kept apart from jobs at once, so a job
- * that reads, hashes, writes or waits on the ledger does not leave an image
- * slot empty meanwhile (docs/BENCHMARKS.md, Image work and jobs).
+ * the shared holders: images in the works at once (each runs on one of
+ * libuv's pool threads, or waits in its queue), kept apart from jobs at once:
+ * fewer images than jobs keep the cores busy while jobs wait on a network,
+ * and with several outputs an input the bound keeps file work from queueing
+ * behind a pile of images (docs/BENCHMARKS.md, Image work and jobs).
  * Image steps run shared; a failed one runs again exclusive (alone), because
  * libvips keeps one error buffer for the whole process: when two images fail
  * at once, each error can carry the other's text, or lose its own, and the
@@ -16,7 +17,7 @@ export class ImageLock {
   private slots: number;
   private shared = 0;
   private exclusive = false;
-  private readonly waiting: { exclusive: boolean; grant: () => void }[] = [];
+  private readonly waiting: { exclusive: boolean; soon: boolean; grant: () => void }[] = [];
 
   constructor(slots = Number.POSITIVE_INFINITY) {
     this.slots = slots;
@@ -29,9 +30,15 @@ export class ImageLock {
     this.next();
   }
 
-  /** Runs fn while no exclusive holder runs and a slot is free. */
-  runShared<T>(fn: () => Promise<T>): Promise<T> {
-    return this.run(false, fn);
+  /**
+   * Runs fn while no exclusive holder runs and a slot is free. `soon`: ahead
+   * of the shared waiters that are not (never of an exclusive one), for work
+   * that finishes something started, such as the outputs of pixels already
+   * decoded: they are made before another input is decoded, so its pixels are
+   * held for as short a time as possible.
+   */
+  runShared<T>(fn: () => Promise<T>, soon = false): Promise<T> {
+    return this.run(false, fn, soon);
   }
 
   /** Runs fn alone: after every holder before it has finished, with none beside it. */
@@ -44,9 +51,13 @@ export class ImageLock {
     return { shared: this.shared, exclusive: this.exclusive };
   }
 
-  private async run<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+  private async run<T>(exclusive: boolean, fn: () => Promise<T>, soon = false): Promise<T> {
     await new Promise<void>((grant) => {
-      this.waiting.push({ exclusive, grant });
+      const waiter = { exclusive, soon, grant };
+      // After the last exclusive waiter and the other soon ones, before the rest.
+      let at = this.waiting.length;
+      if (soon) while (at > 0 && !this.waiting[at - 1]!.exclusive && !this.waiting[at - 1]!.soon) at--;
+      this.waiting.splice(at, 0, waiter);
       this.next();
     });
     try {

@@ -121,19 +121,21 @@ async function checkFrames(input: StepInput, ctx: StepContext): Promise<void> {
   if (pages > limit) throw new PermanentError(`${input.key}: animated image has ${pages} frames, over the limit of ${limit} (maxFrames)`);
 }
 
-/** libuv's pool threads (UV_THREADPOOL_SIZE, 4 unless set before node starts): an image in the works holds one. */
-function poolThreads(): number {
-  const n = Number(process.env.UV_THREADPOOL_SIZE);
-  return Number.isInteger(n) && n >= 1 ? Math.min(n, 1024) : 4;
-}
-
 /**
- * Images made at once in this process by default: two a core (measured on 2
- * cores, 4 beat 3, and on 1 core, 2 beat 3: docs/BENCHMARKS.md, Image work and
- * jobs), and no more than libuv's pool has threads, since beyond them an
- * image only waits for one.
+ * Images in the works at once in this process by default: two a core, as
+ * many as bin/mediaflow gives libuv's pool threads, so each core alternates
+ * between two images, plus two more waiting in libuv's queue, so a pool
+ * thread that finishes an image starts the next at once instead of waiting
+ * for the main thread to hand it over (on 2 cores 6 beat 4 in 4 of 5 paired
+ * rounds, with 3 ms less CPU an image). On one core the main thread shares
+ * the core, so a late hand-over idles nothing, and a third image at once
+ * was slower than two: two. Measured in docs/BENCHMARKS.md, Image work and
+ * jobs. Bounded, so file work queued behind images waits for two at most.
  */
-export const defaultImageConcurrency = (): number => Math.max(1, Math.min(2 * os.availableParallelism(), poolThreads()));
+export function defaultImageConcurrency(): number {
+  const cores = os.availableParallelism();
+  return cores === 1 ? 2 : 2 * cores + 2;
+}
 
 /** All image work of this process: at most that many images at once, and see ImageLock for why a failure runs again alone. */
 const imageLock = new ImageLock(defaultImageConcurrency());
@@ -169,10 +171,11 @@ export function withPixels<T>(pixels: Pixels, key: string, ctx: StepContext, wor
   // The pixel limit held when the input was decoded; these are at most as many.
   const open = () => sharp(pixels.data, { raw: { width, height, channels }, limitInputPixels: false })
     .timeout({ seconds: Math.min(3600, Math.max(0, Math.ceil(ctx.timeoutSeconds))) });
-  return guarded(ctx, key, () => work(open()));
+  // Ahead of other inputs' decodes: these pixels are held until their outputs are made.
+  return guarded(ctx, key, () => work(open()), undefined, true);
 }
 
-async function guarded<T>(ctx: StepContext, key: string, attempt: () => Promise<T>, pixelsOf?: () => Promise<PixelInfo | undefined>): Promise<T> {
+async function guarded<T>(ctx: StepContext, key: string, attempt: () => Promise<T>, pixelsOf?: () => Promise<PixelInfo | undefined>, soon = false): Promise<T> {
   const { signal } = ctx;
   signal.throwIfAborted();
   let onAbort = (): void => {};
@@ -182,7 +185,7 @@ async function guarded<T>(ctx: StepContext, key: string, attempt: () => Promise<
   });
   try {
     try {
-      return await Promise.race([imageLock.runShared(attempt), aborted]);
+      return await Promise.race([imageLock.runShared(attempt, soon), aborted]);
     } catch (err) {
       // Refused before libvips ran (SVG not allowed, empty input), aborted, or timed out (again would double the wait).
       if (signal.aborted || isPermanent(err) || /timeout/i.test(err instanceof Error ? err.message : '')) throw err;

@@ -78,4 +78,22 @@ describe('ImageLock', () => {
     a.open(); b.open();
     await Promise.all(runs);
   });
+
+  it('runs soon waiters before the other shared waiters, never before an exclusive one', async () => {
+    const lock = new ImageLock(1);
+    const order: string[] = [];
+    const holder = gate();
+    const runs = [
+      lock.runShared(async () => { await holder.done; }),
+      lock.runShared(async () => { order.push('decode 2'); }),
+      lock.runExclusive(async () => { order.push('alone'); }),
+      lock.runShared(async () => { order.push('decode 3'); }),
+      lock.runShared(async () => { order.push('output 1a'); }, true),
+      lock.runShared(async () => { order.push('output 1b'); }, true),
+    ];
+    await tick();
+    holder.open();
+    await Promise.all(runs);
+    expect(order).toEqual(['decode 2', 'alone', 'output 1a', 'output 1b', 'decode 3']);
+  });
 });
