@@ -5,6 +5,7 @@ import os from 'node:os';
 import { JOB_STATES, type Job } from './ledger/ledger.js';
 import type { LoadedPipeline } from './pipeline/load.js';
 import type { JobOutcome, Service } from './service.js';
+import { imageWork } from './steps/sharp-input.js';
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const LAG_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86_400];
@@ -71,6 +72,15 @@ export class Metrics {
     new Gauge({
       name: 'mediaflow_jobs_in_flight', help: 'Jobs running now in this process', labelNames: ['worker'], registers,
       collect() { this.labels(worker).set(service.queue.inFlight); },
+    });
+    new Gauge({
+      name: 'mediaflow_images', help: 'Images of this process: working (being made, or queued in libuv\'s pool) and waiting for a slot (--image-concurrency)',
+      labelNames: ['worker', 'state'], registers,
+      collect() {
+        const { working, waiting } = imageWork();
+        this.labels(worker, 'working').set(working);
+        this.labels(worker, 'waiting').set(waiting);
+      },
     });
     this.workerJobs = new Counter({
       name: 'mediaflow_worker_jobs_total', help: 'Job attempts this process ended, by outcome', labelNames: ['worker', 'state'], registers,

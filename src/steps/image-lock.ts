@@ -46,9 +46,14 @@ export class ImageLock {
     return this.run(true, fn);
   }
 
-  /** Holders now, for tests. */
+  /** Holders now (tests, metrics). */
   get holders(): { shared: number; exclusive: boolean } {
     return { shared: this.shared, exclusive: this.exclusive };
+  }
+
+  /** Waiting for their turn now (metrics). */
+  get waiters(): number {
+    return this.waiting.length;
   }
 
   private async run<T>(exclusive: boolean, fn: () => Promise<T>, soon = false): Promise<T> {

@@ -140,6 +140,12 @@ export function defaultImageConcurrency(): number {
 /** All image work of this process: at most that many images at once, and see ImageLock for why a failure runs again alone. */
 const imageLock = new ImageLock(defaultImageConcurrency());
 
+/** Images of this process now: in the works (running in libuv's pool or queued there) and waiting for a slot (metrics). */
+export function imageWork(): { working: number; waiting: number } {
+  const { shared, exclusive } = imageLock.holders;
+  return { working: shared + (exclusive ? 1 : 0), waiting: imageLock.waiters };
+}
+
 /** Sets how many images this process makes at once (`--image-concurrency`); process-wide, as libvips is. */
 export function setImageConcurrency(n: number): void {
   imageLock.setSlots(n);

@@ -266,6 +266,8 @@ describe('/metrics', () => {
     expect(before.get('mediaflow_dedup_hits_total{pipeline="test"}')).toBe(0);
     expect(before.get('mediaflow_queue_depth{}')).toBe(0);
     expect(before.get(`mediaflow_jobs_in_flight{worker="${workerId()}"}`)).toBe(0);
+    expect(before.get(`mediaflow_images{state="working",worker="${workerId()}"}`)).toBe(0);
+    expect(before.get(`mediaflow_images{state="waiting",worker="${workerId()}"}`)).toBe(0);
     expect(before.get('mediaflow_ledger_jobs{state="queued"}')).toBe(0);
     expect(before.get('mediaflow_notify_failures_total{}')).toBe(0);
 

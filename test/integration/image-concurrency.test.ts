@@ -9,6 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Service } from '../../src/service.js';
+import { imageWork } from '../../src/steps/sharp-input.js';
 import { smallJpeg } from '../reliability/harness.js';
 import { waitFor } from '../helpers/wait.js';
 import { workspace } from '../helpers/workspace.js';
@@ -33,9 +34,14 @@ describe('image concurrency', () => {
     cleanups.push(() => service.stop());
     let images = 0;
     let jobs = 0;
+    let working = 0;
+    let waiting = 0;
     const sample = setInterval(() => {
       images = Math.max(images, sharp.counters().process);
       jobs = Math.max(jobs, service.queue.inFlight);
+      // What the mediaflow_images gauge reads.
+      working = Math.max(working, imageWork().working);
+      waiting = Math.max(waiting, imageWork().waiting);
     }, 1);
     cleanups.push(() => clearInterval(sample));
     await service.start();
@@ -50,5 +56,7 @@ describe('image concurrency', () => {
     // The bound held for the images, and was not the jobs' bound.
     expect(images).toBe(1);
     expect(jobs).toBeGreaterThan(1);
+    expect(working).toBe(1);
+    expect(waiting).toBeGreaterThan(0);
   }, 60_000);
 });
