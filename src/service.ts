@@ -64,7 +64,7 @@ export interface ServiceOptions {
 
 /**
  * As many jobs as images at once (docs/BENCHMARKS.md, Image work and jobs):
- * with one output an input the images then never wait for a job; with
+ * with one output an input no job then waits for an image slot; with
  * several, a job's outputs share the images' bound with other jobs' decodes.
  */
 export const defaultConcurrency = (imageConcurrency = defaultImageConcurrency()): number => imageConcurrency;
