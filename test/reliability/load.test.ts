@@ -67,7 +67,8 @@ describe('load', () => {
     }
     const done = await waitFor(`${FILES} done`, () => {
       const c = ledgerCounts(ws.data);
-      return c.done === FILES && c.queued + c.running + c.failed === 0 ? c : null;
+      // More than FILES when a file was seen twice mid-write on a loaded machine: two versions, both done (checked below).
+      return c.done >= FILES && c.queued + c.running + c.failed === 0 ? c : null;
     }, 400_000, 200).catch((err: Error) => {
       throw new Error(`${err.message}; ledger ${JSON.stringify(ledgerCounts(ws.data))}, alive ${svc!.alive}, files in inbox ${listFiles(ws.inbox).length}\n${svc!.logTail(30)}`);
     }).finally(() => { sampling = false; });
@@ -81,7 +82,7 @@ describe('load', () => {
     const dead = rows.filter((r) => r.state === 'dead' && !(/input is empty \(0 bytes\)/.test(r.error ?? '') && doneKeys.has(r.key)));
     expect(dead.map((r) => `${r.key}: ${r.error}`)).toEqual([]);
     expect(doneKeys.size).toBe(FILES);
-    expect(done).toMatchObject({ done: FILES });
+    expect(done.done).toBeGreaterThanOrEqual(FILES);
     expect(maxDepth).toBeLessThanOrEqual(HIGH_WATER_MARK + CONCURRENCY);
     expect(maxDepth).toBeGreaterThanOrEqual(HIGH_WATER_MARK / 2); // the mark was reached: the bound was tested
     for (const d of statusDepths) expect(d).toBeLessThanOrEqual(HIGH_WATER_MARK + CONCURRENCY);
