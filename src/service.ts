@@ -2,8 +2,10 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
 import { submitJob, type JobRequest } from './events/job-request.js';
-import { versionOf, type MediaEvent } from './events/media-event.js';
-import type { CompletionRule, Job, Ledger, NewJob } from './ledger/ledger.js';
+import type { MediaEvent } from './events/media-event.js';
+import { Intake } from './intake/intake.js';
+import { Resume } from './intake/resume.js';
+import type { CompletionRule, Job, Ledger } from './ledger/ledger.js';
 import { embeddedLedger } from './ledger/open.js';
 import { silentLogger, type Logger } from './log.js';
 import { climbsOut } from './paths.js';
@@ -11,7 +13,7 @@ import type { LoadedPipeline } from './pipeline/load.js';
 import { Router } from './pipeline/router.js';
 import { inProcessQueue } from './queue/open.js';
 import type { WorkQueue } from './queue/queue.js';
-import { itemOf, JobRunner, spoolDirOf, type JobOutcome } from './runner/job-runner.js';
+import { JobRunner, spoolDirOf, type JobOutcome } from './runner/job-runner.js';
 import type { Source } from './sources/source.js';
 import { FolderStore } from './stores/folder-store.js';
 import { StoreRegistry } from './stores/registry.js';
@@ -20,9 +22,6 @@ import { sweepLeftovers } from './stores/sweep.js';
 import { defaultImageConcurrency, setImageConcurrency } from './steps/sharp-input.js';
 
 export type { JobOutcome } from './runner/job-runner.js';
-
-/** A poll of the ledger also looks this far back before the previous poll began: writes it overlapped are not missed. */
-const RESUME_OVERLAP_MS = 2_000;
 
 /**
  * What one process does. all: everything (the default); sources: watch,
@@ -93,14 +92,11 @@ export class Service extends EventEmitter {
    * Unset, jobs end without completions.
    */
   completionRule: CompletionRule | undefined;
-  private poller: NodeJS.Timeout | null = null;
+  /** From events and requests to queued jobs (handle, submit). */
+  readonly intake: Intake;
+  private readonly resume: Resume;
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
-  private polling = false;
-  /** When the last pass over the ledger's unfinished jobs began (0: none yet). */
-  private resumedAt = 0;
-  /** The running (or last) pass over the ledger's unfinished jobs. */
-  private resuming: Promise<void> = Promise.resolve();
   /** Resolves when the last sweep has finished (tests). */
   sweeping: Promise<void> = Promise.resolve();
 
@@ -125,8 +121,11 @@ export class Service extends EventEmitter {
       onInterrupted: () => this.sweepSoon(),
       completionRule: () => this.completionRule,
     });
-    // A shared queue that was away may have lost its entries (a Redis keeping nothing on disk): the next poll reads the whole ledger.
-    this.queue.onReconnect?.(() => { this.resumedAt = 0; });
+    const { ledger, queue, router, stores, logger } = this;
+    const stopping = (): boolean => this.stopping;
+    this.intake = new Intake({ ledger, queue, router, stores, logger, stopping,
+      pipeline: (name) => this.pipeline(name), emit: (event, ...args) => this.emit(event, ...args) });
+    this.resume = new Resume({ ledger, queue, pipelines: this.pipelines, logger, stopping, enqueue: (job) => this.intake.enqueue(job) });
     // Taking work from the start: a job submitted before start() (mediaflow process, tests) runs too.
     if (this.works && o.imageConcurrency) setImageConcurrency(o.imageConcurrency);
     if (this.works) this.queue.work((item) => this.runner.run(item));
@@ -157,7 +156,7 @@ export class Service extends EventEmitter {
     return [...this.pipelines.values()];
   }
 
-  private get intakes(): boolean {
+  private get listens(): boolean {
     return this.role !== 'worker';
   }
 
@@ -178,15 +177,13 @@ export class Service extends EventEmitter {
       this.sweeper = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 600_000);
       this.sweeper.unref();
     }
-    if (!this.intakes) return;
-    this.resuming = this.resume();
+    if (!this.listens) return;
+    this.resume.start(this.o.pollMs ?? 1000);
     for (const source of this.stores.sourcesFor(this.pipelineList)) {
       this.sources.push(source);
       await source.start((event) => this.accept(event), (request) => this.acceptJob(request));
       this.logger.info({ source: source.name }, 'source started');
     }
-    this.poller = setInterval(() => void this.resume(), this.o.pollMs ?? 1000);
-    this.poller.unref();
   }
 
   private lastSweep = 0;
@@ -217,7 +214,7 @@ export class Service extends EventEmitter {
   async accept(event: MediaEvent): Promise<void> {
     if (this.stopping) return;
     await this.queue.waitForRoom();
-    await this.handle(event);
+    await this.intake.handle(event);
   }
 
   /** A job request from a source (a message queue): backpressure as for events. */
@@ -225,140 +222,6 @@ export class Service extends EventEmitter {
     if (this.stopping) throw new MediaflowError('E_STOPPING', 'mediaflow is stopping: the request is left for the next start');
     await this.queue.waitForRoom();
     await submitJob(this, request);
-  }
-
-  /** Routes one event; returns the jobs it made or found (none for a removal). */
-  async handle(event: MediaEvent): Promise<Job[]> {
-    this.emit('event', event);
-    // An event older than one already seen for its key (a late notification, another trigger's copy) must not
-    // supersede the newer version, nor remove its outputs.
-    const routes = this.router.route(event);
-    if (routes.length && event.data.sequencer !== undefined && !(await this.ledger.seeSequencer(event.data.store, event.data.key, event.data.sequencer))) {
-      this.logger.info({ key: event.data.key, store: event.data.store, sequencer: event.data.sequencer, from: event.source },
-        'event older than one already seen for this key: not processed');
-      return [];
-    }
-    const jobs: Job[] = [];
-    const toQueue: Job[] = [];
-    const { store, key, size, contentType } = event.data;
-    for (const { pipeline, relKey } of routes) {
-      if (event.type === 'removed') {
-        // Runs on after handle() returns, possibly past stop() closing the ledger: never an unhandled rejection.
-        this.removed(pipeline, key, event.data.folder === true).catch((err) => {
-          if (!this.stopping) this.logger.error({ err, pipeline: pipeline.name, key }, 'removing outputs failed');
-        });
-        continue;
-      }
-      const { job, queue } = await this.record(pipeline, { store, key, relKey, version: versionOf(event.data), changedAt: event.data.changedAtMs, size, contentType });
-      jobs.push(job);
-      if (queue) toQueue.push(job);
-    }
-    // Every pipeline's job is in the ledger before any is queued: the input's completion, decided when
-    // its last job ends, never sees it complete before all of its jobs exist.
-    for (const job of toQueue) await this.enqueue(job);
-    if (jobs.length) this.emit('routed', event, jobs);
-    return jobs;
-  }
-
-  /**
-   * Queues one key of a store for one pipeline, outside any source (HTTP job
-   * requests, `mediaflow process`). Throws E_INPUT when the key does not exist.
-   */
-  async submit(pipelineName: string, store: Store, key: string, relKey = key): Promise<Job> {
-    const p = this.pipeline(pipelineName);
-    const entry = await store.stat(key);
-    if (!entry) throw new MediaflowError('E_INPUT', `${store.name}: ${key}: no such file or object`);
-    return this.intake(p, store.name, key, relKey, versionOf({ ...entry, store: store.name }), entry.mtimeMs, { size: entry.size, contentType: entry.contentType });
-  }
-
-  /** Records one key version for one pipeline and queues it unless it is already finished. */
-  async intake(p: LoadedPipeline, store: string, key: string, relKey: string, version: string, changedAt?: number,
-    about: { size?: number; contentType?: string } = {}): Promise<Job> {
-    const { job, queue } = await this.record(p, { store, key, relKey, version, changedAt, ...about });
-    if (queue) await this.enqueue(job);
-    return job;
-  }
-
-  /**
-   * Records the job (or finds it); `queue` says whether it is still to do.
-   * The same key version seen twice (two sources, a notification and a
-   * listing) is one ledger row, and so one queue entry.
-   */
-  private async record(p: LoadedPipeline, input: Omit<NewJob, 'pipeline' | 'fingerprint'>): Promise<{ job: Job; queue: boolean }> {
-    const { job, created } = await this.ledger.upsert({ pipeline: p.name, fingerprint: p.fingerprint, ...input });
-    if (job.state === 'done' || job.state === 'dead' || job.state === 'removed' || job.state === 'skipped') {
-      this.logger.debug({ job: job.id, pipeline: p.name, key: input.key, state: job.state }, 'already seen');
-      return { job, queue: false };
-    }
-    if (job.state === 'superseded') await this.ledger.markState(job.id, 'queued');
-    // A shared queue cannot replace a waiting entry: the older versions' jobs are superseded in the ledger, and skipped when their turn comes.
-    if (this.queue.kind !== 'memory' && (created || job.state === 'superseded')) {
-      const n = await this.ledger.supersedeOthers(job);
-      if (n) this.logger.info({ job: job.id, superseded: n, pipeline: p.name, key: input.key }, 'older versions superseded by a newer one');
-    }
-    return { job, queue: true };
-  }
-
-  private async enqueue(job: Job): Promise<void> {
-    await this.queue.add(itemOf(job));
-  }
-
-  /** Picks up jobs the ledger has but the queue may not: after a restart, a dlq retry, or a due retry. */
-  private resume(): Promise<void> {
-    if (this.polling || this.stopping) return this.resuming;
-    this.resuming = this.resumeAll();
-    return this.resuming;
-  }
-
-  private async resumeAll(): Promise<void> {
-    this.polling = true;
-    try {
-      await this.resumeBatches();
-    } catch (err) {
-      if (!this.stopping) this.logger.error({ err }, 'resuming unfinished jobs failed');
-    } finally {
-      this.polling = false;
-    }
-  }
-
-  private async resumeBatches(): Promise<void> {
-    // The first pass (start) takes every unfinished job; later ones what changed since the last pass
-    // began (a dlq retry from another process, a retry fell due), with a margin for writes it overlapped.
-    const since = this.resumedAt === 0 ? 0 : this.resumedAt - RESUME_OVERLAP_MS;
-    this.resumedAt = Date.now();
-    let after = 0;
-    for (;;) {
-      const batch = await this.ledger.unfinished(500, after, since);
-      if (batch.length === 0) break;
-      for (const job of batch) {
-        after = job.id;
-        if (this.stopping) return;
-        if (this.queue.has(job.id) || !this.pipelines.has(job.pipeline)) continue;
-        if (this.pipelines.get(job.pipeline)!.fingerprint !== job.fingerprint) continue;
-        if (job.state === 'failed' && job.nextAttemptAt && job.nextAttemptAt > Date.now()) continue;
-        // A job running in another process of a shared queue is that process's (if it died, the queue hands its entry
-        // on); only one running for longer than its timeout allows has lost its entry too (a queue that restarted empty).
-        if (job.state === 'running' && this.queue.kind !== 'memory' && Date.now() - job.updatedAt < this.pipelines.get(job.pipeline)!.timeoutMs + 60_000) continue;
-        await this.queue.waitForRoom();
-        await this.enqueue(job);
-      }
-    }
-  }
-
-  /** A source key is gone (`folder`: a folder with every key below it): delete-outputs deletes what was made from it. */
-  private async removed(p: LoadedPipeline, key: string, folder = false): Promise<void> {
-    if (p.onDelete !== 'delete-outputs') return;
-    const output = this.stores.outputFor(p);
-    const store = this.stores.sourceFor(p).name;
-    const jobs = folder ? await this.ledger.doneUnderFolder(p.name, store, key) : await this.ledger.doneForKey(p.name, store, key);
-    for (const job of jobs) {
-      for (const o of job.outputs) {
-        // Another key with the same content may share these names (key template without {name}).
-        await output.delete(o.key).catch((err) => this.logger.error({ err, key: o.key }, 'could not delete output'));
-      }
-      await this.ledger.markState(job.id, 'removed');
-      this.logger.info({ pipeline: p.name, key: job.key, outputs: job.outputs.length }, 'input removed, outputs deleted');
-    }
   }
 
   /**
@@ -374,7 +237,7 @@ export class Service extends EventEmitter {
       const rel = path.relative(p.source.path, file);
       if (!climbsOut(rel)) { store = new FolderStore(p.source.path); key = rel.split(path.sep).join('/'); }
     }
-    const job = await this.submit(p.name, store, key);
+    const job = await this.intake.submit(p.name, store, key);
     await this.idle();
     return (await this.ledger.get(job.id))!;
   }
@@ -382,7 +245,7 @@ export class Service extends EventEmitter {
   /** Resolves when nothing is queued, running or waiting for a retry. */
   async idle(): Promise<void> {
     await Promise.all(this.sources.map((s) => s.caughtUp()));
-    await this.resuming;
+    await this.resume.running();
     await this.queue.onIdle();
   }
 
@@ -395,7 +258,7 @@ export class Service extends EventEmitter {
   async stop(beforeLedgerCloses?: () => Promise<void>): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.poller) clearInterval(this.poller);
+    this.resume.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     await Promise.all(this.sources.map((s) => s.stop().catch((err) => this.logger.error({ err }, 'source stop failed'))));

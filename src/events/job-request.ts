@@ -87,7 +87,7 @@ export async function submitJob(service: Service, r: JobRequest): Promise<Job> {
     confineKey(relKey); // outputs are named after it: refuse "..", NUL, over-long names now
   }
   const store = service.stores.byName(storeName);
-  const job = await service.submit(p.name, store, key, relKey);
+  const job = await service.intake.submit(p.name, store, key, relKey);
   const event = makeEvent('http:jobs', 'created', { store: store.name, key });
   service.emit('event', event);
   service.emit('routed', event, [job]);

@@ -128,7 +128,7 @@ describe('completion events', () => {
     expect(await counter(metrics, 'mediaflow_notify_failures_total')).toBe(2);
     expect(completed[0]!.data.state).toBe('done');
 
-    await service.handle(events[0]!); // the same notification again: the ledger has it done
+    await service.intake.handle(events[0]!); // the same notification again: the ledger has it done
     await service.idle();
     expect(completed).toHaveLength(1);
     expect(hook.received).toHaveLength(2);
@@ -276,10 +276,10 @@ describe('completion events', () => {
     const store = `folder:${ws.inbox}`;
     copyFileSync(fixture('G31D.TIF'), path.join(ws.inbox, 'big.tif'));
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    await service.handle(makeEvent('test', 'created', { store, key: 'big.tif', size: 1, mtimeMs: 1 })); // holds the only slot
-    await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1 }));
+    await service.intake.handle(makeEvent('test', 'created', { store, key: 'big.tif', size: 1, mtimeMs: 1 })); // holds the only slot
+    await service.intake.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1 }));
     copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2 }));
+    await service.intake.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2 }));
     await service.idle();
     await waitFor('two completions', () => completed.length === 2);
     expect(completed.map((e) => [e.subject, e.data.input.version])).toEqual([['big.tif', 'file:1:1'], ['a.jpg', 'file:2:2']]);

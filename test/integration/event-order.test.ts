@@ -25,8 +25,8 @@ describe('events of one key out of order', () => {
     service = new Service({ pipelines: [p], dataDir: ws.data, concurrency: 1 });
     const store = `folder:${ws.inbox}`;
     copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'a.jpg')); // the newer content, now in place
-    const newer = await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2, sequencer: '17A2B3C4D5E6F702' }));
-    const older = await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1, sequencer: '17A2B3C4D5E6F701' }));
+    const newer = await service.intake.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 2, mtimeMs: 2, sequencer: '17A2B3C4D5E6F702' }));
+    const older = await service.intake.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 1, mtimeMs: 1, sequencer: '17A2B3C4D5E6F701' }));
     await service.idle();
     expect(newer).toHaveLength(1);
     expect(older).toEqual([]);
@@ -40,16 +40,16 @@ describe('events of one key out of order', () => {
     service = new Service({ pipelines: [p], dataDir: ws.data, concurrency: 1 });
     const store = `folder:${ws.inbox}`;
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    await service.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 3, mtimeMs: 3, sequencer: '0A' }));
+    await service.intake.handle(makeEvent('test', 'created', { store, key: 'a.jpg', size: 3, mtimeMs: 3, sequencer: '0A' }));
     await service.idle();
     const out = path.join(ws.out, 'a/meta.json');
     expect(existsSync(out)).toBe(true);
     // The removal of the version before it, delivered late (a broker redelivery, a slow webhook).
-    await service.handle(makeEvent('test', 'removed', { store, key: 'a.jpg', sequencer: '09' }));
+    await service.intake.handle(makeEvent('test', 'removed', { store, key: 'a.jpg', sequencer: '09' }));
     await new Promise((r) => setTimeout(r, 300)); // removals run on after handle()
     expect(existsSync(out)).toBe(true);
     // A removal after it does delete them.
-    await service.handle(makeEvent('test', 'removed', { store, key: 'a.jpg', sequencer: '0B' }));
+    await service.intake.handle(makeEvent('test', 'removed', { store, key: 'a.jpg', sequencer: '0B' }));
     await waitFor('outputs deleted', () => !existsSync(out));
   });
 });

@@ -99,10 +99,10 @@ describe('folder to folder', () => {
     copyFileSync(fixture('G31D.TIF'), path.join(ws.inbox, 'big.tif'));
     copyFileSync(fixture('Landscape_1.jpg'), path.join(ws.inbox, 'a.jpg'));
     const store = `folder:${ws.inbox}`;
-    await s.intake(p, store, 'big.tif', 'big.tif', 'v1'); // occupies the only slot
-    const older = await s.intake(p, store, 'a.jpg', 'a.jpg', 'v1');
+    await s.intake.add(p, store, 'big.tif', 'big.tif', 'v1'); // occupies the only slot
+    const older = await s.intake.add(p, store, 'a.jpg', 'a.jpg', 'v1');
     copyFileSync(fixture('Portrait_1.jpg'), path.join(ws.inbox, 'a.jpg'));
-    const newer = await s.intake(p, store, 'a.jpg', 'a.jpg', 'v2');
+    const newer = await s.intake.add(p, store, 'a.jpg', 'a.jpg', 'v2');
     await s.idle();
     expect((await s.ledger.get(older.id))!.state).toBe('superseded');
     expect((await s.ledger.get(newer.id))!.state).toBe('done');
