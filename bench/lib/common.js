@@ -181,8 +181,17 @@ export function machineSince(m0, items) {
 
 /** CPU seconds (user+system) a live process has used, from /proc. */
 export function cpuSecondsOf(pid) {
+  return ticksOf(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds of a process's main thread (the one running JavaScript): the rest is libuv's pool, libvips' and V8's helpers. */
+export function mainThreadCpuSecondsOf(pid) {
+  return ticksOf(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function ticksOf(file) {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = readFileSync(file, 'utf8');
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
     return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
   } catch {
