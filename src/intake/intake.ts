@@ -4,8 +4,7 @@ import type { Job, Ledger, NewJob } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import type { Router } from '../pipeline/router.js';
-import type { WorkQueue } from '../queue/queue.js';
-import { itemOf } from '../runner/job-runner.js';
+import { itemOf, type WorkQueue } from '../queue/queue.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import type { Store } from '../stores/store.js';
 

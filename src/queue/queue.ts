@@ -1,3 +1,5 @@
+import type { Job } from '../ledger/ledger.js';
+
 /** One unit of queued work: a ledger job for one key of one pipeline. */
 export interface WorkItem {
   jobId: number;
@@ -6,6 +8,11 @@ export interface WorkItem {
   key: string;
   /** Attempts the ledger had recorded when this was queued: (jobId, attempt) names one queue entry. */
   attempt: number;
+}
+
+/** A ledger job as its queue entry: one key of one pipeline is one serialisation key. */
+export function itemOf(job: Job): WorkItem {
+  return { jobId: job.id, pipeline: job.pipeline, key: `${job.pipeline}\0${job.store}\0${job.key}`, attempt: job.attempts };
 }
 
 /**

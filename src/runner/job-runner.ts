@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { workerId } from '../metrics.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import { backoffDelay } from '../queue/backoff.js';
-import type { RunResult, WorkItem, WorkQueue } from '../queue/queue.js';
+import { itemOf, type RunResult, type WorkItem, type WorkQueue } from '../queue/queue.js';
 import { isPermanent } from '../steps/step.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import { renderJob } from './render.js';
@@ -148,8 +148,4 @@ export class JobRunner {
 const worker = workerId();
 
 /** The queue entry for a ledger job: serialised per (pipeline, store, key), named by (job, attempts so far). */
-export function itemOf(job: Job): WorkItem {
-  return { jobId: job.id, pipeline: job.pipeline, key: `${job.pipeline}\0${job.store}\0${job.key}`, attempt: job.attempts };
-}
-
 export const spoolDirOf = (dataDir: string): string => path.join(dataDir, 'tmp');
