@@ -103,7 +103,8 @@ export class SqliteJobList implements JobList {
 
   async countsByPipeline(): Promise<Record<string, StateCounts>> {
     const counts: Record<string, StateCounts> = {};
-    for (const r of this.sql('SELECT pipeline, state, COUNT(*) AS n FROM jobs GROUP BY pipeline, state').all() as { pipeline: string; state: JobState; n: number }[]) {
+    // The counts the ledger keeps (job_counts, migration 8), not a count of every job.
+    for (const r of this.sql('SELECT pipeline, state, SUM(n) AS n FROM job_counts GROUP BY pipeline, state HAVING SUM(n) > 0').all() as { pipeline: string; state: JobState; n: number }[]) {
       counts[r.pipeline] ??= { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
       counts[r.pipeline]![r.state] = r.n;
     }

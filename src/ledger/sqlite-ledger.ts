@@ -181,13 +181,15 @@ export class SqliteLedger extends SqliteRenderClaims implements Ledger {
     return (rows as Row[]).map(toJob);
   }
 
+  /** From the counts the ledger keeps (job_counts, migration 8): a few rows, however many jobs. */
   async counts(): Promise<StateCounts & { deduplicated: number }> {
     const counts: StateCounts = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
-    for (const r of this.sql('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
-      counts[r.state] = r.n;
+    let deduplicated = 0;
+    for (const r of this.sql('SELECT state, deduplicated, SUM(n) AS n FROM job_counts GROUP BY state, deduplicated').all() as { state: JobState; deduplicated: number; n: number }[]) {
+      counts[r.state] += r.n;
+      if (r.state === 'done' && r.deduplicated === 1) deduplicated = r.n;
     }
-    const { n } = this.sql("SELECT COUNT(*) AS n FROM jobs WHERE deduplicated = 1 AND state = 'done'").get() as { n: number };
-    return { ...counts, deduplicated: n };
+    return { ...counts, deduplicated };
   }
 
   async list(state: JobState, limit = 100): Promise<Job[]> {

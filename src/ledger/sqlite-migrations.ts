@@ -80,4 +80,29 @@ export const SQLITE_MIGRATIONS: string[] = [
   // activity (partial: the index takes an entry only when a job ends, none on the way there).
   `ALTER TABLE jobs ADD COLUMN attempt_log TEXT NOT NULL DEFAULT '[]';
   CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN ('done', 'dead');`,
+  // 8: jobs counted by pipeline, state and deduplicated, kept by triggers in the statement that changes a job,
+  // so /metrics, `status` and the dashboard read a few rows instead of counting every job: on the main
+  // thread, that count took 0.3–0.4 s (by state) and 1.3–1.6 s (by pipeline) at 1,000,000 jobs.
+  `CREATE TABLE job_counts (
+    pipeline TEXT NOT NULL,
+    state TEXT NOT NULL,
+    deduplicated INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, state, deduplicated)
+  ) WITHOUT ROWID;
+  INSERT INTO job_counts (pipeline, state, deduplicated, n)
+    SELECT pipeline, state, deduplicated, COUNT(*) FROM jobs GROUP BY pipeline, state, deduplicated;
+  CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_counts (pipeline, state, deduplicated, n) VALUES (NEW.pipeline, NEW.state, NEW.deduplicated, 1)
+      ON CONFLICT (pipeline, state, deduplicated) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER job_counts_update AFTER UPDATE OF pipeline, state, deduplicated ON jobs
+    WHEN OLD.pipeline IS NOT NEW.pipeline OR OLD.state IS NOT NEW.state OR OLD.deduplicated IS NOT NEW.deduplicated BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE pipeline = OLD.pipeline AND state = OLD.state AND deduplicated = OLD.deduplicated;
+    INSERT INTO job_counts (pipeline, state, deduplicated, n) VALUES (NEW.pipeline, NEW.state, NEW.deduplicated, 1)
+      ON CONFLICT (pipeline, state, deduplicated) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE pipeline = OLD.pipeline AND state = OLD.state AND deduplicated = OLD.deduplicated;
+  END;`,
 ];

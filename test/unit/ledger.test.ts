@@ -65,6 +65,62 @@ describe('SqliteLedger across processes', () => {
   });
 });
 
+describe('SqliteLedger counts', () => {
+  /** What a count of every job says, to hold the kept counts against. */
+  function countedFromJobs(): { byState: Record<string, number>; byPipeline: Record<string, Record<string, number>>; deduplicated: number } {
+    const db = new Database(path.join(dir, 'ledger.sqlite'), { readonly: true });
+    try {
+      const byState: Record<string, number> = {};
+      const byPipeline: Record<string, Record<string, number>> = {};
+      for (const r of db.prepare('SELECT pipeline, state, COUNT(*) AS n FROM jobs GROUP BY pipeline, state').all() as { pipeline: string; state: string; n: number }[]) {
+        byState[r.state] = (byState[r.state] ?? 0) + r.n;
+        (byPipeline[r.pipeline] ??= {})[r.state] = r.n;
+      }
+      const { n } = db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE state = 'done' AND deduplicated = 1").get() as { n: number };
+      return { byState, byPipeline, deduplicated: n };
+    } finally {
+      db.close();
+    }
+  }
+  const nonZero = (c: object) => Object.fromEntries(Object.entries(c).filter(([, n]) => n !== 0));
+
+  it('keeps its counts by state and pipeline in step with the jobs through every kind of change', async () => {
+    const up = async (pipeline: string, key: string, version = 'v1') => (await ledger.upsert({ ...job, pipeline, key, relKey: key, version })).job;
+    const jobs = [];
+    for (let i = 0; i < 6; i++) jobs.push(await up(i % 2 ? 'p' : 'q', `k${i}.jpg`));
+    await ledger.upsert({ ...job, pipeline: 'p', key: 'k1.jpg', relKey: 'k1.jpg', version: 'v1' }); // seen again: no new job
+    for (const j of jobs) await ledger.startAttempt(j.id);
+    await ledger.finish(jobs[0]!.id, { state: 'done', outputs: [], deduplicated: true });
+    await ledger.finish(jobs[1]!.id, { state: 'done', outputs: [], deduplicated: false });
+    await ledger.finish(jobs[2]!.id, { state: 'dead', error: 'corrupt' });
+    await ledger.markFailed(jobs[3]!.id, 'timeout', Date.now() + 60_000);
+    await ledger.finish(jobs[4]!.id, { state: 'skipped', reason: 'an output', sha256: 'ab'.repeat(32) });
+    const newer = await up('p', 'k5.jpg', 'v2');
+    expect(await ledger.supersedeOthers(newer)).toBe(0); // k5 v1 is running: not superseded
+    await ledger.markState(jobs[5]!.id, 'superseded');
+    await ledger.markState(jobs[0]!.id, 'removed');
+    expect(await ledger.retryDead()).toBe(1);
+    await ledger.startAttempt(jobs[2]!.id);
+    await ledger.finish(jobs[2]!.id, { state: 'done', outputs: [], deduplicated: true });
+
+    const full = countedFromJobs();
+    const { deduplicated, ...byState } = await ledger.counts();
+    expect(nonZero(byState)).toEqual(full.byState);
+    expect(deduplicated).toBe(full.deduplicated);
+    expect(deduplicated).toBe(1);
+    const byPipeline = await ledger.jobList.countsByPipeline();
+    expect(Object.fromEntries(Object.entries(byPipeline).map(([p, c]) => [p, nonZero(c)]))).toEqual(full.byPipeline);
+    // Read from the kept table, not counted from the jobs.
+    const db = new Database(path.join(dir, 'ledger.sqlite'), { readonly: true });
+    try {
+      const kept = db.prepare('SELECT SUM(n) AS n FROM job_counts').get() as { n: number };
+      expect(kept.n).toBe(7);
+    } finally {
+      db.close();
+    }
+  });
+});
+
 describe('SqliteLedger migrations', () => {
   it('opens a ledger file written by release 0.1.0 and migrates it with nothing lost', async () => {
     const old = mkdtempSync(path.join(os.tmpdir(), 'mf-ledger-old-'));
@@ -72,7 +128,7 @@ describe('SqliteLedger migrations', () => {
       copyFileSync(fixture('ledger-0.1.0/ledger.sqlite'), path.join(old, 'ledger.sqlite'));
       const l = new SqliteLedger(old);
       try {
-        expect(l.schemaVersion).toBe(7);
+        expect(l.schemaVersion).toBe(8);
         expect(await l.counts()).toMatchObject({ queued: 1, done: 1, dead: 1, skipped: 0 });
         expect(await l.get(1)).toMatchObject({ key: 'a.jpg', state: 'done', sha256: '11'.repeat(32), changedAt: 1700000000000, size: null, outputs: [{ key: 'a/thumb.webp', width: 32 }, { key: 'a/meta.json' }] });
         // Jobs from before the attempt log have an empty one; they count in the activity of when they ended.
@@ -93,7 +149,7 @@ describe('SqliteLedger migrations', () => {
       }
       // Opening again applies nothing twice.
       const again = new SqliteLedger(old);
-      expect(again.schemaVersion).toBe(7);
+      expect(again.schemaVersion).toBe(8);
       expect((await again.counts()).done).toBe(1);
       await again.close();
     } finally {
@@ -105,6 +161,6 @@ describe('SqliteLedger migrations', () => {
     const db = new Database(path.join(dir, 'ledger.sqlite'));
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(7\); upgrade mediaflow/);
+    expect(() => new SqliteLedger(dir)).toThrow(/ledger is version 99, newer than this mediaflow knows \(8\); upgrade mediaflow/);
   });
 });
