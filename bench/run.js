@@ -17,7 +17,7 @@ import path from 'node:path';
 import { buildOnce, load, ROOT } from './lib/common.js';
 
 const all = ['throughput', 'latency', 'backlog', 'dedup', 'bucket'];
-const extra = ['bucket-loop', 'levers', 'outputs', 'overhead', 'paired', 'scale'];
+const extra = ['bucket-loop', 'ledger-counts', 'levers', 'outputs', 'overhead', 'paired', 'scale'];
 const asked = process.argv.slice(2);
 for (const a of asked) {
   if (![...all, ...extra].includes(a)) {
