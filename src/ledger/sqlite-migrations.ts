@@ -82,7 +82,7 @@ export const SQLITE_MIGRATIONS: string[] = [
   CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN ('done', 'dead');`,
   // 8: jobs counted by pipeline, state and deduplicated, kept by triggers in the statement that changes a job,
   // so /metrics, `status` and the dashboard read a few rows instead of counting every job: on the main
-  // thread, that count took 0.3–0.4 s (by state) and 1.3–1.6 s (by pipeline) at 1,000,000 jobs.
+  // thread, that count took 0.3–0.4 s (by state) and 1.3–1.9 s (by pipeline) at 1,000,000 jobs (bench/ledger-counts.js).
   `CREATE TABLE job_counts (
     pipeline TEXT NOT NULL,
     state TEXT NOT NULL,
