@@ -8,10 +8,10 @@
 //   MINIO_ENDPOINT=… MINIO_ACCESS_KEY=… MINIO_SECRET_KEY=… node bench/contenders/bucket-loop.js IN_BUCKET OUT_BUCKET [--parallel N]
 //
 // Prints one JSON line: { images, seconds, imagesPerSecond, cpuSeconds, mainThreadCpuSeconds, peakRssMb }.
-import { readFileSync } from 'node:fs';
 import * as Minio from 'minio';
 import sharp from 'sharp';
 import { benchWork } from '../lib/bench-work.js';
+import { mainThreadCpuSecondsOf } from '../lib/common.js';
 
 const args = process.argv.slice(2);
 const i = args.indexOf('--parallel');
@@ -39,18 +39,8 @@ async function worker() {
 }
 await Promise.all(Array.from({ length: parallel }, worker));
 const seconds = (performance.now() - started) / 1000;
-/** The main thread's utime + stime (Linux clock ticks, 100 a second). */
-function mainThreadCpuSeconds() {
-  try {
-    const f = readFileSync('/proc/thread-self/stat', 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) / 100;
-  } catch {
-    return null;
-  }
-}
 const cpu = process.cpuUsage();
 console.log(JSON.stringify({
   images: names.length, seconds, imagesPerSecond: names.length / seconds, parallel,
-  cpuSeconds: (cpu.user + cpu.system) / 1e6, mainThreadCpuSeconds: mainThreadCpuSeconds(), peakRssMb: process.resourceUsage().maxRSS / 1024,
+  cpuSeconds: (cpu.user + cpu.system) / 1e6, mainThreadCpuSeconds: mainThreadCpuSecondsOf(process.pid), peakRssMb: process.resourceUsage().maxRSS / 1024,
 }));

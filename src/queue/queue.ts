@@ -10,7 +10,7 @@ export interface WorkItem {
   attempt: number;
 }
 
-/** A ledger job as its queue entry: one key of one pipeline is one serialisation key. */
+/** The queue entry for a ledger job: serialised per (pipeline, store, key), named by (job, attempts so far). */
 export function itemOf(job: Job): WorkItem {
   return { jobId: job.id, pipeline: job.pipeline, key: `${job.pipeline}\0${job.store}\0${job.key}`, attempt: job.attempts };
 }

@@ -147,5 +147,5 @@ export class JobRunner {
 /** This process, as the attempt log names the worker of each attempt (the same id as the metrics' `worker` label). */
 const worker = workerId();
 
-/** The queue entry for a ledger job: serialised per (pipeline, store, key), named by (job, attempts so far). */
+/** Where a process spools inputs too large to hold in memory, below its data folder. */
 export const spoolDirOf = (dataDir: string): string => path.join(dataDir, 'tmp');
