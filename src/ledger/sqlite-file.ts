@@ -43,6 +43,19 @@ export abstract class SqliteFile {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.migrate();
+    this.inTransaction = this.db.transaction((fn: () => unknown) => fn());
+  }
+
+  /**
+   * One transaction function for the file, made once and given the work
+   * each time: better-sqlite3's db.transaction() builds four wrappers and
+   * their properties on every call, and the ledger opens several a job.
+   */
+  private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
+
+  /** Runs fn in a transaction (BEGIN; a savepoint when one is open); IMMEDIATE takes the write lock first. */
+  protected transaction<T>(fn: () => T, kind: 'deferred' | 'immediate' = 'deferred'): T {
+    return (kind === 'immediate' ? this.inTransaction.immediate(fn) : this.inTransaction(fn)) as T;
   }
 
   get location(): string {

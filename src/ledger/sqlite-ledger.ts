@@ -46,7 +46,7 @@ export class SqliteLedger extends SqliteRenderClaims implements Ledger {
    */
   private set(id: number, fields: Record<string, unknown> & { state?: JobState }): Job | null {
     const released: Released[] = [];
-    const row = this.db.transaction(() => this.setNow(id, fields, released))();
+    const row = this.transaction(() => this.setNow(id, fields, released));
     this.announce(released);
     return row ? toJob(row) : null;
   }
@@ -103,7 +103,7 @@ export class SqliteLedger extends SqliteRenderClaims implements Ledger {
    */
   async finish<D extends EventDraft>(id: number, end: JobEnd, rule?: CompletionRule<D>): Promise<Ended<D> | null> {
     const released: Released[] = [];
-    const result = this.db.transaction((): Ended<D> | null => {
+    const result = this.transaction((): Ended<D> | null => {
       const before = (this.sql('SELECT state FROM jobs WHERE id = ?').get(id) as { state: JobState } | undefined)?.state;
       const row = before === undefined ? undefined : this.setNow(id, endColumns(end), released);
       if (!row) return null;
@@ -114,7 +114,7 @@ export class SqliteLedger extends SqliteRenderClaims implements Ledger {
       if (!c) return { job, completed: null };
       const outboxId = needsOutbox(c.draft) ? this.addToOutbox(c.draft) : null;
       return { job, completed: { ...c, outboxId } };
-    }).immediate();
+    }, 'immediate');
     this.announce(released);
     return result;
   }

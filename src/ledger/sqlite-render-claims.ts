@@ -38,7 +38,7 @@ export abstract class SqliteRenderClaims extends SqliteFile {
    * IMMEDIATE transaction: every process on this file takes the write lock.
    */
   async claimRender(c: ClaimRequest): Promise<RenderClaim> {
-    return this.db.transaction((): RenderClaim => {
+    return this.transaction((): RenderClaim => {
       const of = this.outputWith(c.sha256);
       if (of) return { kind: 'output', of };
       const now = Date.now();
@@ -57,7 +57,7 @@ export abstract class SqliteRenderClaims extends SqliteFile {
       const held = this.sql('SELECT job_id, owner, expires_at FROM render_claims WHERE sha256 = ? AND fingerprint = ?')
         .get(c.sha256, c.fingerprint) as { job_id: number; owner: string; expires_at: number };
       return { kind: 'busy', jobId: held.job_id, owner: held.owner, expiresAt: held.expires_at };
-    }).immediate();
+    }, 'immediate');
   }
 
   async renewRender(sha256: string, fingerprint: string, jobId: number, leaseMs: number): Promise<boolean> {
@@ -78,7 +78,7 @@ export abstract class SqliteRenderClaims extends SqliteFile {
 
   async recordOutputs(sha256s: readonly string[], jobId: number): Promise<void> {
     const insert = this.sql('INSERT OR IGNORE INTO output_checksums (sha256, job_id) VALUES (?, ?)');
-    this.db.transaction(() => { for (const s of sha256s) insert.run(s, jobId); })();
+    this.transaction(() => { for (const s of sha256s) insert.run(s, jobId); });
   }
 
   /** The job that wrote an output with these bytes, if any. */
