@@ -7,6 +7,7 @@
 //   npm run bench -- levers             the lever sweep (not in the default set: ~15 min)
 //   npm run bench -- overhead           what each of mediaflow's per-image pieces costs (not in the default set: ~5 min)
 //   npm run bench -- paired             paired A/B runs of the bare loop and mediaflow variants (BENCH_PAIRED; not in the default set)
+//   npm run bench -- profile            the main thread's time by part, mediaflow against the bare loop, one image at a time (BENCH_PROFILE_PATH; not in the default set)
 //   npm run bench -- scale              one worker vs two pinned workers vs the embedded process (PostgreSQL + Redis; not in the default set)
 //   npm run bench -- bucket-loop        the bucket path against a bare GET -> sharp -> PUT loop (not in the default set)
 //   npm run bench -- outputs            several outputs per input: one decode per output, clone, decode once, mediaflow (not in the default set)
@@ -17,7 +18,7 @@ import path from 'node:path';
 import { buildOnce, load, ROOT } from './lib/common.js';
 
 const all = ['throughput', 'latency', 'backlog', 'dedup', 'bucket'];
-const extra = ['bucket-loop', 'ledger-counts', 'levers', 'outputs', 'overhead', 'paired', 'scale'];
+const extra = ['bucket-loop', 'ledger-counts', 'levers', 'outputs', 'overhead', 'paired', 'profile', 'scale'];
 const asked = process.argv.slice(2);
 for (const a of asked) {
   if (![...all, ...extra].includes(a)) {
