@@ -1,9 +1,9 @@
 import type { EventEmitter } from 'node:events';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MediaEvent } from './events/media-event.js';
-import os from 'node:os';
 import { JOB_STATES, type Job } from './ledger/ledger.js';
 import type { LoadedPipeline } from './pipeline/load.js';
+import { workerId } from './owner.js';
 import type { JobOutcome, Service } from './service.js';
 import { imageWork } from './steps/sharp-input.js';
 
@@ -14,11 +14,6 @@ const LAG_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86_400];
 export function sourceKind(source: string): string {
   const i = source.indexOf(':');
   return i < 0 ? source : source.slice(0, i);
-}
-
-/** This process among the workers: MEDIAFLOW_WORKER_ID, or host and pid. */
-export function workerId(env: NodeJS.ProcessEnv = process.env): string {
-  return env.MEDIAFLOW_WORKER_ID || `${os.hostname()}:${process.pid}`;
 }
 
 /**

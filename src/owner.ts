@@ -59,3 +59,8 @@ export function ownerIsGone(owner: string): boolean {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
+
+/** This process among the workers, as people read it (metrics' `worker` label, the attempt log): MEDIAFLOW_WORKER_ID, or host and pid. */
+export function workerId(env: NodeJS.ProcessEnv = process.env): string {
+  return env.MEDIAFLOW_WORKER_ID || `${os.hostname()}:${process.pid}`;
+}

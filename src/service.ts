@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { MediaflowError } from './errors.js';
-import { submitJob, type JobRequest } from './events/job-request.js';
+import type { JobRequest } from './events/job-request.js';
 import type { MediaEvent } from './events/media-event.js';
 import { Intake } from './intake/intake.js';
 import { Resume } from './intake/resume.js';
@@ -14,6 +14,7 @@ import { Router } from './pipeline/router.js';
 import { inProcessQueue } from './queue/open.js';
 import type { WorkQueue } from './queue/queue.js';
 import { JobRunner, spoolDirOf, type JobOutcome } from './runner/job-runner.js';
+import { openSources } from './sources/open.js';
 import type { Source } from './sources/source.js';
 import { FolderStore } from './stores/folder-store.js';
 import { StoreRegistry } from './stores/registry.js';
@@ -107,7 +108,7 @@ export class Service extends EventEmitter {
     this.highWaterMark = o.highWaterMark ?? 1000;
     for (const p of o.pipelines) this.pipelines.set(p.name, p);
     this.router = new Router(o.pipelines);
-    this.stores = new StoreRegistry(o.env ?? process.env, this.logger);
+    this.stores = new StoreRegistry(o.env ?? process.env);
     this.ledger = o.ledger ?? embeddedLedger(o.dataDir);
     if (this.role !== 'all' && (!o.queue || o.queue.kind === 'memory')) {
       throw new MediaflowError('E_CONFIG', `--role ${this.role} needs a queue shared with the other processes (--queue redis://… or MEDIAFLOW_QUEUE)`);
@@ -179,7 +180,7 @@ export class Service extends EventEmitter {
     }
     if (!this.listens) return;
     this.resume.start(this.o.pollMs ?? 1000);
-    for (const source of this.stores.sourcesFor(this.pipelineList)) {
+    for (const source of openSources(this.pipelineList, this.stores, this.logger)) {
       this.sources.push(source);
       await source.start((event) => this.accept(event), (request) => this.acceptJob(request));
       this.logger.info({ source: source.name }, 'source started');
@@ -221,7 +222,7 @@ export class Service extends EventEmitter {
   async acceptJob(request: JobRequest): Promise<void> {
     if (this.stopping) throw new MediaflowError('E_STOPPING', 'mediaflow is stopping: the request is left for the next start');
     await this.queue.waitForRoom();
-    await submitJob(this, request);
+    await this.intake.request(request);
   }
 
   /**

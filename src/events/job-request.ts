@@ -1,10 +1,5 @@
-import path from 'node:path';
 import { z } from 'zod';
 import { jsonPath, MediaflowError } from '../errors.js';
-import { makeEvent } from './media-event.js';
-import type { Job } from '../ledger/ledger.js';
-import { confineKey, resolveInside } from '../pipeline/key-template.js';
-import type { Service } from '../service.js';
 
 /**
  * A job request, as POST /v1/jobs and the message-queue sources take it: `{ pipeline, path }` (relative to the pipeline's source root:
@@ -57,40 +52,3 @@ export function parseJobRequest(body: unknown, at: readonly PropertyKey[] = []):
   if (!r.success) throw new BadRequest(r.error.issues.map((i) => `${jsonPath([...at, ...i.path])}: ${i.message}`).join('; '));
   return r.data;
 }
-
-/**
- * Queues one job and tells metrics and completion about it as the event it
- * is: they follow the service's 'event' and 'routed', which a request outside
- * every source would otherwise never produce.
- */
-export async function submitJob(service: Service, r: JobRequest): Promise<Job> {
-  const p = service.pipeline(r.pipeline);
-  let storeName: string;
-  let key: string;
-  let relKey: string;
-  if (r.path !== undefined) {
-    if (p.source.type === 'folder') {
-      // Confined to the source folder: "../x" or an absolute path is refused, not resolved.
-      const full = resolveInside(p.source.path, r.path);
-      relKey = path.relative(p.source.path, full).split(path.sep).join('/');
-      key = relKey;
-    } else {
-      relKey = confineKey(r.path);
-      key = p.source.prefix + relKey;
-    }
-    storeName = service.stores.sourceFor(p).name;
-  } else {
-    storeName = `bucket:${r.bucket!}`;
-    key = r.key!;
-    const src = p.source;
-    relKey = src.type !== 'folder' && src.bucket === r.bucket && key.startsWith(src.prefix) ? key.slice(src.prefix.length) : key;
-    confineKey(relKey); // outputs are named after it: refuse "..", NUL, over-long names now
-  }
-  const store = service.stores.byName(storeName);
-  const job = await service.intake.submit(p.name, store, key, relKey);
-  const event = makeEvent('http:jobs', 'created', { store: store.name, key });
-  service.emit('event', event);
-  service.emit('routed', event, [job]);
-  return job;
-}
-

@@ -7,7 +7,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import type { Service } from '../service.js';
 import { readJobRequest } from '../events/event-schema.js';
-import { BadRequest, submitJob } from '../events/job-request.js';
+import { BadRequest } from '../events/job-request.js';
 import { jobView, statusOf } from './jobs.js';
 import { DEFAULT_RATE_LIMIT, formatRateLimit, formatWindow, type RateLimit } from './rate-limit.js';
 import { NotS3EventsError, s3RecordsToEvents } from '../events/s3-records.js';
@@ -140,7 +140,7 @@ export function buildHttpServer(service: Service, o: HttpOptions = {}): FastifyI
     });
 
     v1.post('/v1/jobs', async (req, reply) => {
-      const job = await submitJob(service, readJobRequest(req.body)); // bare, or a CloudEvent (docs/EVENTS.md)
+      const job = await service.intake.request(readJobRequest(req.body)); // bare, or a CloudEvent (docs/EVENTS.md)
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, state: job.state, pipeline: job.pipeline });
     });
 

@@ -1,8 +1,11 @@
+import path from 'node:path';
 import { MediaflowError } from '../errors.js';
-import { versionOf, type MediaEvent } from '../events/media-event.js';
+import type { JobRequest } from '../events/job-request.js';
+import { makeEvent, versionOf, type MediaEvent } from '../events/media-event.js';
 import type { Job, Ledger, NewJob } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
+import { confineKey, resolveInside } from '../pipeline/key-template.js';
 import type { Router } from '../pipeline/router.js';
 import { itemOf, type WorkQueue } from '../queue/queue.js';
 import type { StoreRegistry } from '../stores/registry.js';
@@ -68,6 +71,43 @@ export class Intake {
     const entry = await store.stat(key);
     if (!entry) throw new MediaflowError('E_INPUT', `${store.name}: ${key}: no such file or object`);
     return this.add(p, store.name, key, relKey, versionOf({ ...entry, store: store.name }), entry.mtimeMs, { size: entry.size, contentType: entry.contentType });
+  }
+
+  /**
+   * Queues the job a request names (POST /v1/jobs, a queue message), and
+   * tells metrics and completion about it as the event it is: they follow
+   * 'event' and 'routed', which a request outside every source would
+   * otherwise never produce.
+   */
+  async request(r: JobRequest): Promise<Job> {
+    const p = this.d.pipeline(r.pipeline);
+    let storeName: string;
+    let key: string;
+    let relKey: string;
+    if (r.path !== undefined) {
+      if (p.source.type === 'folder') {
+        // Confined to the source folder: "../x" or an absolute path is refused, not resolved.
+        const full = resolveInside(p.source.path, r.path);
+        relKey = path.relative(p.source.path, full).split(path.sep).join('/');
+        key = relKey;
+      } else {
+        relKey = confineKey(r.path);
+        key = p.source.prefix + relKey;
+      }
+      storeName = this.d.stores.sourceFor(p).name;
+    } else {
+      storeName = `bucket:${r.bucket!}`;
+      key = r.key!;
+      const src = p.source;
+      relKey = src.type !== 'folder' && src.bucket === r.bucket && key.startsWith(src.prefix) ? key.slice(src.prefix.length) : key;
+      confineKey(relKey); // outputs are named after it: refuse "..", NUL, over-long names now
+    }
+    const store = this.d.stores.byName(storeName);
+    const job = await this.submit(p.name, store, key, relKey);
+    const event = makeEvent('http:jobs', 'created', { store: store.name, key });
+    this.d.emit('event', event);
+    this.d.emit('routed', event, [job]);
+    return job;
   }
 
   /** Records one key version for one pipeline and queues it unless it is already finished. */

@@ -2,12 +2,12 @@ import path from 'node:path';
 import { MediaflowError } from '../errors.js';
 import type { AttemptRecord, CompletionRule, Ended, Job, JobEnd, Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../log.js';
-import { workerId } from '../metrics.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
 import { backoffDelay } from '../queue/backoff.js';
 import { itemOf, type RunResult, type WorkItem, type WorkQueue } from '../queue/queue.js';
 import { isPermanent } from '../steps/step.js';
 import type { StoreRegistry } from '../stores/registry.js';
+import { workerId } from '../owner.js';
 import { renderJob } from './render.js';
 
 /** What a job's attempt ended as, for listeners (metrics, completion events). */

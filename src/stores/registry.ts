@@ -1,26 +1,20 @@
 import type { Client } from 'minio';
-import type { Logger } from '../log.js';
 import type { LoadedPipeline } from '../pipeline/load.js';
-import { AmqpSource } from '../sources/amqp-source.js';
-import { BucketSource } from '../sources/bucket-source.js';
-import { NatsSource } from '../sources/nats-source.js';
-import { FolderSource } from '../sources/folder-source.js';
-import type { Source } from '../sources/source.js';
 import { BucketStore } from './bucket-store.js';
 import { FolderStore } from './folder-store.js';
 import { minioClientFromEnv } from './minio-client.js';
 import type { Store } from './store.js';
 
 /**
- * One Store per folder or bucket, shared by every pipeline that names it, and
- * one Source per watched folder or bucket (the router splits its events
- * between pipelines), so two pipelines on one inbox watch it once.
+ * One Store per folder or bucket, shared by every pipeline that names it
+ * (the sources of sources/open.ts are made the same way: one per watched
+ * folder or bucket).
  */
 export class StoreRegistry {
   private readonly stores = new Map<string, Store>();
   private client: Client | null = null;
 
-  constructor(private readonly env: NodeJS.ProcessEnv, private readonly logger: Logger) {}
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
 
   minio(): Client {
     if (!this.client) this.client = minioClientFromEnv(this.env);
@@ -61,38 +55,5 @@ export class StoreRegistry {
 
   outputFor(p: LoadedPipeline): Store {
     return p.output.type === 'folder' ? this.folder(p.output.path) : this.bucket(p.output.bucket, p.output.prefix);
-  }
-
-  sourcesFor(pipelines: LoadedPipeline[]): Source[] {
-    const sources = new Map<string, Source>();
-    for (const p of pipelines) {
-      const src = p.source;
-      const name = this.sourceFor(p).name;
-      const existing = sources.get(name);
-      if (src.type === 'folder') {
-        // Several pipelines on one folder: the most careful settings win.
-        const prev = existing as FolderSource | undefined;
-        sources.set(name, new FolderSource({
-          root: src.path,
-          stableMs: Math.max(src.stableMs, prev?.options.stableMs ?? 0),
-          followSymlinks: src.followSymlinks && (prev?.options.followSymlinks ?? true),
-          reconcileIntervalMs: src.reconcileIntervalMs,
-          logger: this.logger,
-        }));
-      } else if (src.type === 'bucket') {
-        if (!existing || !(existing instanceof BucketSource)) {
-          sources.set(name, new BucketSource({
-            client: this.minio(), bucket: src.bucket, reconcileIntervalMs: src.reconcileIntervalMs, logger: this.logger,
-          }));
-        }
-      } else {
-        // One consumer per queue or durable consumer, however many pipelines read it: the router gives each its records.
-        const source = src.type === 'amqp'
-          ? new AmqpSource({ url: src.url, queue: src.queue, exchange: src.exchange, routingKey: src.routingKey, prefetch: src.prefetch, logger: this.logger })
-          : new NatsSource({ servers: src.servers, stream: src.stream, consumer: src.consumer, ackWaitMs: src.ackWaitMs, maxDeliver: src.maxDeliver, logger: this.logger });
-        if (!sources.has(source.name)) sources.set(source.name, source);
-      }
-    }
-    return [...sources.values()];
   }
 }

@@ -3,7 +3,7 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { Job } from '../../src/ledger/ledger.js';
-import { workerId } from '../../src/metrics.js';
+import { workerId } from '../../src/owner.js';
 import { Service } from '../../src/service.js';
 import { fixture } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
