@@ -19,7 +19,7 @@ import type { Source } from './sources/source.js';
 import { FolderStore } from './stores/folder-store.js';
 import { StoreRegistry } from './stores/registry.js';
 import type { Store } from './stores/store.js';
-import { sweepLeftovers } from './stores/sweep.js';
+import { sweepLeftovers } from './runner/sweep.js';
 import { defaultImageConcurrency, setImageConcurrency } from './steps/sharp-input.js';
 
 export type { JobOutcome } from './runner/job-runner.js';

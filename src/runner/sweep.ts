@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
-import { SPOOL_NAME } from '../runner/fetch-input.js';
-import { removeStaleFiles } from './folder-store.js';
-import type { Store } from './store.js';
+import { SPOOL_NAME } from './fetch-input.js';
+import { removeStaleFiles } from '../stores/folder-store.js';
+import type { Store } from '../stores/store.js';
 
 /**
  * Leftovers of writes a crash interrupted: in every output (temp files in
