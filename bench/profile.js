@@ -29,7 +29,7 @@ const HOOK = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib/profil
 /** Frames of mediaflow's own code (its built dist/), not a dependency's dist/ folder. */
 const OWN = pathToFileURL(path.join(ROOT, 'dist')).href + '/';
 const ownPath = (url) => (url.startsWith(OWN) ? url.slice(OWN.length) : null);
-const hookEnv = (out, from) => ({ NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${HOOK}`.trim(), BENCH_PROFILE_OUT: out, BENCH_PROFILE_FROM: from });
+const hookEnv = (out, from) => ({ NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import="${HOOK}"`.trim(), BENCH_PROFILE_OUT: out, BENCH_PROFILE_FROM: from });
 
 /** The part of the main thread's work a sample belongs to, from its stack (innermost frame first). */
 function partOf(stack) {
