@@ -18,7 +18,7 @@ import path from 'node:path';
 import { buildOnce, load, ROOT } from './lib/common.js';
 
 const all = ['throughput', 'latency', 'backlog', 'dedup', 'bucket'];
-const extra = ['bucket-loop', 'ledger-counts', 'levers', 'outputs', 'overhead', 'paired', 'profile', 'scale'];
+const extra = ['bucket-loop', 'ledger-counts', 'ledger-writes', 'levers', 'outputs', 'overhead', 'paired', 'profile', 'scale'];
 const asked = process.argv.slice(2);
 for (const a of asked) {
   if (![...all, ...extra].includes(a)) {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { likePattern, listLimit, type Activity, type JobChanges, type JobList, type JobQuery } from './job-list.js';
 import type { Job, JobState, StateCounts } from './job.js';
+import { KEPT_COUNTS } from './postgres-counts.js';
 
 type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
@@ -68,8 +69,9 @@ export class PostgresJobList implements JobList {
 
   async countsByPipeline(): Promise<Record<string, StateCounts>> {
     const counts: Record<string, StateCounts> = {};
+    // From the counts the ledger keeps (migration 8), not a count of every job; a pipeline with none left is not one.
     const { rows } = await this.query<{ pipeline: string; state: JobState; n: number }>(
-      'SELECT pipeline, state, COUNT(*)::int AS n FROM jobs GROUP BY pipeline, state', []);
+      `SELECT pipeline, state, SUM(n)::int AS n FROM (${KEPT_COUNTS}) kept GROUP BY pipeline, state HAVING SUM(n) > 0`, []);
     for (const r of rows) {
       counts[r.pipeline] ??= { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
       counts[r.pipeline]![r.state] = r.n;

@@ -4,6 +4,7 @@ import { APPENDED, completionOf, endColumns, needsOutbox, type CompletionRule, t
 import type { JobList } from './job-list.js';
 import { orderOf, type Ledger } from './ledger.js';
 import { openPool, toJob, type PostgresLedgerOptions, type Row } from './postgres-connection.js';
+import { FOLD_COUNTS, FOLD_EVERY_MS, KEPT_COUNTS } from './postgres-counts.js';
 import { PostgresJobList } from './postgres-job-list.js';
 import { PostgresRenderClaims, type Released } from './postgres-render-claims.js';
 
@@ -23,14 +24,29 @@ export class PostgresLedger extends PostgresRenderClaims implements Ledger {
   /** The dashboard's reads (lists, changes, activity), in a file of their own. */
   readonly jobList: JobList = new PostgresJobList((text, values) => this.query(text, values), toJob);
 
+  /** Folds the kept counts' changes now and then (postgres-counts.ts), so they stay few when nothing reads them. */
+  private folding: NodeJS.Timeout | null = null;
+
   private constructor(pool: pg.Pool, url: string, schema: string) {
     super(pool, url, schema);
+  }
+
+  override async close(): Promise<void> {
+    if (this.folding) clearInterval(this.folding);
+    await super.close();
   }
 
   /** Connects (checking the URL at once) and applies the migrations this database lacks. */
   static async connect(o: PostgresLedgerOptions): Promise<PostgresLedger> {
     const { pool, schema } = openPool(o);
-    return new PostgresLedger(pool, o.url, schema).opened();
+    const ledger = await new PostgresLedger(pool, o.url, schema).opened();
+    // One at a time (a fold waits out an outage); one that fails is simply the next one's work.
+    let fold: Promise<unknown> | null = null;
+    ledger.folding = setInterval(() => {
+      fold ??= ledger.query(FOLD_COUNTS, []).catch(() => {}).finally(() => { fold = null; });
+    }, FOLD_EVERY_MS);
+    ledger.folding.unref();
+    return ledger;
   }
 
   async upsert(j: NewJob): Promise<{ job: Job; created: boolean }> {
@@ -223,12 +239,12 @@ export class PostgresLedger extends PostgresRenderClaims implements Ledger {
 
   async counts(): Promise<StateCounts & { deduplicated: number }> {
     const counts: StateCounts = { queued: 0, running: 0, done: 0, failed: 0, dead: 0, superseded: 0, removed: 0, skipped: 0 };
-    const { rows } = await this.query<{ state: JobState; n: number; dedup: number }>(
-      "SELECT state, COUNT(*)::int AS n, COUNT(*) FILTER (WHERE deduplicated AND state = 'done')::int AS dedup FROM jobs GROUP BY state");
+    // From the counts the ledger keeps (migration 8), not a count of every job.
+    const { rows } = await this.query<{ state: JobState; deduplicated: boolean; n: number }>(KEPT_COUNTS, []);
     let deduplicated = 0;
     for (const r of rows) {
-      counts[r.state] = r.n;
-      deduplicated += r.dedup;
+      counts[r.state] += r.n;
+      if (r.state === 'done' && r.deduplicated) deduplicated += r.n;
     }
     return { ...counts, deduplicated };
   }

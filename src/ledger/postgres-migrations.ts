@@ -77,4 +77,40 @@ export const POSTGRES_MIGRATIONS: string[] = [
   // activity (partial: the index takes an entry only when a job ends, none on the way there).
   `ALTER TABLE jobs ADD COLUMN attempt_log JSONB NOT NULL DEFAULT '[]';
   CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN ('done', 'dead');`,
+  // 8: the jobs counted by pipeline, state and deduplicated without counting every job on each read
+  // (/metrics, status, the dashboard's overview; see postgres-counts.ts). A job's change only inserts
+  // change rows (+1, -1): a count row that every worker's transaction updated would serialize them
+  // and, updated in different orders, deadlock. The jobs are locked against writers while counted.
+  `LOCK TABLE jobs IN SHARE MODE;
+  CREATE TABLE job_counts (
+    pipeline TEXT NOT NULL,
+    state TEXT NOT NULL,
+    deduplicated BOOLEAN NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (pipeline, state, deduplicated)
+  );
+  CREATE TABLE job_count_changes (
+    pipeline TEXT NOT NULL,
+    state TEXT NOT NULL,
+    deduplicated BOOLEAN NOT NULL,
+    d SMALLINT NOT NULL
+  );
+  INSERT INTO job_counts (pipeline, state, deduplicated, n)
+    SELECT pipeline, state, deduplicated, COUNT(*) FROM jobs GROUP BY pipeline, state, deduplicated;
+  CREATE FUNCTION job_count_change() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+  BEGIN
+    IF TG_OP = 'UPDATE' THEN
+      INSERT INTO job_count_changes (pipeline, state, deduplicated, d)
+        VALUES (OLD.pipeline, OLD.state, OLD.deduplicated, -1), (NEW.pipeline, NEW.state, NEW.deduplicated, 1);
+    ELSIF TG_OP = 'INSERT' THEN
+      INSERT INTO job_count_changes (pipeline, state, deduplicated, d) VALUES (NEW.pipeline, NEW.state, NEW.deduplicated, 1);
+    ELSE
+      INSERT INTO job_count_changes (pipeline, state, deduplicated, d) VALUES (OLD.pipeline, OLD.state, OLD.deduplicated, -1);
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER job_counts_insert_delete AFTER INSERT OR DELETE ON jobs FOR EACH ROW EXECUTE FUNCTION job_count_change();
+  CREATE TRIGGER job_counts_update AFTER UPDATE OF pipeline, state, deduplicated ON jobs FOR EACH ROW
+    WHEN (OLD.pipeline IS DISTINCT FROM NEW.pipeline OR OLD.state IS DISTINCT FROM NEW.state OR OLD.deduplicated IS DISTINCT FROM NEW.deduplicated)
+    EXECUTE FUNCTION job_count_change();`,
 ];

@@ -28,11 +28,11 @@ describePostgres('PostgreSQL ledger', () => {
     const s = testSchema();
     try {
       const ledgers = await Promise.all(Array.from({ length: 4 }, () => PostgresLedger.connect({ url: s.url })));
-      for (const l of ledgers) expect(await l.schemaVersion()).toBe(7);
+      for (const l of ledgers) expect(await l.schemaVersion()).toBe(8);
       expect(ledgers[0]!.schema).toBe(s.schema);
       await Promise.all(ledgers.map((l) => l.close()));
       const again = await PostgresLedger.connect({ url: s.url });
-      expect(await again.schemaVersion()).toBe(7);
+      expect(await again.schemaVersion()).toBe(8);
       await again.close();
     } finally {
       await s.drop();
