@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { BIN } from '../helpers/cli.js';
+import { changeEveryWay } from '../helpers/every-change.js';
 import { fixture } from '../helpers/fixtures.js';
 import { describeLedgerContract } from '../helpers/ledger-contract.js';
 
@@ -85,23 +86,7 @@ describe('SqliteLedger counts', () => {
   const nonZero = (c: object) => Object.fromEntries(Object.entries(c).filter(([, n]) => n !== 0));
 
   it('keeps its counts by state and pipeline in step with the jobs through every kind of change', async () => {
-    const up = async (pipeline: string, key: string, version = 'v1') => (await ledger.upsert({ ...job, pipeline, key, relKey: key, version })).job;
-    const jobs = [];
-    for (let i = 0; i < 6; i++) jobs.push(await up(i % 2 ? 'p' : 'q', `k${i}.jpg`));
-    await ledger.upsert({ ...job, pipeline: 'p', key: 'k1.jpg', relKey: 'k1.jpg', version: 'v1' }); // seen again: no new job
-    for (const j of jobs) await ledger.startAttempt(j.id);
-    await ledger.finish(jobs[0]!.id, { state: 'done', outputs: [], deduplicated: true });
-    await ledger.finish(jobs[1]!.id, { state: 'done', outputs: [], deduplicated: false });
-    await ledger.finish(jobs[2]!.id, { state: 'dead', error: 'corrupt' });
-    await ledger.markFailed(jobs[3]!.id, 'timeout', Date.now() + 60_000);
-    await ledger.finish(jobs[4]!.id, { state: 'skipped', reason: 'an output', sha256: 'ab'.repeat(32) });
-    const newer = await up('p', 'k5.jpg', 'v2');
-    expect(await ledger.supersedeOthers(newer)).toBe(0); // k5 v1 is running: not superseded
-    await ledger.markState(jobs[5]!.id, 'superseded');
-    await ledger.markState(jobs[0]!.id, 'removed');
-    expect(await ledger.retryDead()).toBe(1);
-    await ledger.startAttempt(jobs[2]!.id);
-    await ledger.finish(jobs[2]!.id, { state: 'done', outputs: [], deduplicated: true });
+    await changeEveryWay(() => ledger);
 
     const full = countedFromJobs();
     const { deduplicated, ...byState } = await ledger.counts();
