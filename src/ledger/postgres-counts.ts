@@ -4,7 +4,7 @@
  * job_count_changes the +1 and -1 rows that jobs' changes inserted since.
  * A read sums both in one snapshot, so it is exact whatever a fold is
  * doing; the fold keeps the changes few. Reads cost a few rows, however
- * many jobs there are (a count of every job took 120-143 ms at 1,000,000).
+ * many jobs there are (a count of every job took 111-143 ms at 1,000,000).
  */
 
 /** Every (pipeline, state, deduplicated) with its number of jobs (0 for one that had jobs). */
@@ -26,5 +26,5 @@ export const FOLD_COUNTS = `WITH turn AS (SELECT pg_try_advisory_xact_lock(hasht
     SELECT pipeline, state, deduplicated, SUM(d) FROM moved GROUP BY pipeline, state, deduplicated ORDER BY pipeline, state, deduplicated
   ON CONFLICT (pipeline, state, deduplicated) DO UPDATE SET n = c.n + excluded.n`;
 
-/** How often a process folds: about seven change rows a job, so at 100 jobs a second a read sums some 7,000 rows at most. */
+/** How often a process folds: about five change rows a job (one new, two a change of state), so at 100 jobs a second a read sums some 5,000 rows at most. */
 export const FOLD_EVERY_MS = 10_000;
